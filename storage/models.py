@@ -1,0 +1,81 @@
+"""Plain records the store takes and returns; no database or Telegram types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A related link that arrived with a story (a "Similar News" item, say)."""
+
+    title: str
+    snippet: str = ""
+    url: str | None = None
+    outlet: str | None = None
+    # Set when the link points at a story that is also in the store.
+    story_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewStory:
+    """A story ready to store: cleaned and summarised by the ingest pipeline."""
+
+    title: str
+    body: str
+    cleaned_text: str
+    summary: tuple[str, ...]
+    algorithm: str
+    fingerprint: str
+    url: str | None = None
+    source: str | None = None
+    language: str = "english"
+    published_at: datetime | None = None
+    links: tuple[Link, ...] = ()
+
+    @property
+    def sentence_count(self) -> int:
+        return len(self.summary)
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """A stored story."""
+
+    id: int
+    title: str
+    body: str
+    cleaned_text: str
+    summary: tuple[str, ...]
+    algorithm: str
+    fingerprint: str
+    ingested_at: datetime
+    url: str | None = None
+    source: str | None = None
+    language: str = "english"
+    published_at: datetime | None = None
+    links: tuple[Link, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    """What happened to one story handed to the store."""
+
+    story_id: int
+    created: bool  # False: a duplicate (same URL or same fingerprint) of story_id
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    story: Story
+    score: float  # higher is better
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    stories: int
+    sources: int
+    links: int
+    last_ingest: datetime | None
+    database_bytes: int
