@@ -7,3 +7,11 @@ class StoreError(Exception):
 
 class QueryError(StoreError, ValueError):
     """A search query the full-text engine cannot use; the message says why."""
+
+
+class UnknownStoryError(StoreError, LookupError):
+    """An id used as a cursor names no stored story (it was deleted, say)."""
+
+    def __init__(self, story_id: int) -> None:
+        super().__init__(f"story {story_id} is not in the store")
+        self.story_id = story_id

@@ -1,0 +1,538 @@
+"""The story store: an async repository over one SQLite file (aiosqlite, WAL mode).
+
+Open it with ``async with await StoryStore.open(path) as store: ...`` (or call
+``await store.close()`` yourself). One writer connection takes every write inside
+``BEGIN IMMEDIATE`` transactions; a separate read-only connection serves every read, and
+because the file is in WAL mode reads never wait for a write in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, ParamSpec, Self, TypeVar
+
+import aiosqlite
+
+from storage import fts
+from storage.errors import QueryError, StoreError, UnknownStoryError
+from storage.models import AddResult, Link, NewStory, SearchHit, StoreStats, Story
+from storage.schema import migrate, rollback
+
+__all__ = ["RANK_WINDOW", "SEARCH_COUNT_CAP", "StoryStore"]
+
+# count_search() stops counting here: enough for "page 3 of 50+", and bounded in cost.
+SEARCH_COUNT_CAP: Final = 1000
+# bm25 column weights (title, cleaned_text): a word in the headline says more than one in
+# the body.
+_TITLE_WEIGHT: Final = 10.0
+_TEXT_WEIGHT: Final = 1.0
+_BUSY_TIMEOUT_MS: Final = 5000
+# Negative means KiB: about 16 MB per connection keeps the hot index pages of a 100k-story
+# store in memory.
+_CACHE_SIZE: Final = -16000
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _to_micros(moment: datetime) -> int:
+    # Naive datetimes are taken as UTC, which is what feeds and the ingest pipeline produce.
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def _clean_url(url: str | None) -> str | None:
+    # An empty URL means "no URL"; stored as "" it would make every URL-less story a duplicate.
+    if url is None:
+        return None
+    return url.strip() or None
+
+
+def _translate_errors(
+    method: Callable[_P, Awaitable[_R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """Re-raise driver errors as StoreError so callers never see sqlite3 exceptions."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            name = getattr(method, "__name__", "store operation")
+            # Sanitised queries should never trip this; if one does, it is still the query's
+            # fault, not a broken store.
+            if "fts5: syntax error" in str(exc):
+                raise QueryError(f"the search query could not be used: {exc}") from exc
+            raise StoreError(f"{name} failed: {exc}") from exc
+
+    return wrapper
+
+
+# Links come back as one JSON array per story so that a story and its links are read by a
+# single statement, i.e. from one consistent snapshot, without an explicit read transaction.
+_STORY_COLUMNS: Final = """
+    s.id, s.title, s.body, s.cleaned_text, s.summary, s.algorithm, s.fingerprint,
+    s.ingested_at, s.url, s.source, s.language, s.published_at,
+    (SELECT json_group_array(json_array(
+            l.position, l.title, l.snippet, l.url, l.outlet, l.linked_story_id))
+       FROM links AS l WHERE l.story_id = s.id) AS links
+"""
+_STORY_COLUMN_COUNT: Final = 13
+
+_INSERT_STORY: Final = """
+    INSERT INTO stories (
+        title, url, source, language, published_at, ingested_at, sort_key,
+        body, cleaned_text, summary, algorithm, sentence_count, fingerprint)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+"""
+
+# A link's story id is kept only if that story exists, else filled in from a stored story
+# with the link's URL: a stale id must not fail the whole batch on the foreign key.
+_INSERT_LINK: Final = """
+    INSERT INTO links (story_id, position, title, snippet, url, outlet, linked_story_id)
+    VALUES (?, ?, ?, ?, ?, ?, coalesce(
+        (SELECT id FROM stories WHERE id = ?),
+        (SELECT id FROM stories WHERE url = ? AND id != ?)))
+"""
+
+_FIND_DUPLICATE: Final = """
+    SELECT id FROM stories WHERE url = ?
+    UNION ALL
+    SELECT id FROM stories WHERE fingerprint = ?
+    LIMIT 1
+"""
+
+_CURSOR_KEY: Final = "(SELECT sort_key, id FROM stories WHERE id = ?)"
+
+# bm25 costs about a microsecond per matching row and FTS5 cannot stop early, so a query
+# matching most of a 100k store would take tens of milliseconds. Ranking only the newest
+# RANK_WINDOW matches bounds that; a query matching fewer stories is ranked exactly.
+RANK_WINDOW = 2000
+
+# Ids and scores are chosen first so that bodies and links are read for one page only, not
+# for every row the sorter sees.
+_SEARCH: Final = f"""
+    WITH candidates AS MATERIALIZED (
+        SELECT rowid AS id, bm25(stories_fts, {_TITLE_WEIGHT}, {_TEXT_WEIGHT}) AS rank
+          FROM stories_fts
+         WHERE stories_fts MATCH ? AND rowid IS NOT ?
+         ORDER BY rowid DESC
+         LIMIT ?),
+    hits AS MATERIALIZED (
+        SELECT id, rank FROM candidates ORDER BY rank, id DESC LIMIT ? OFFSET ?)
+    SELECT {_STORY_COLUMNS}, -hits.rank
+      FROM hits JOIN stories AS s ON s.id = hits.id
+     ORDER BY hits.rank, hits.id DESC
+"""
+
+
+def _story_from_row(row: Sequence[Any]) -> Story:
+    raw_links: list[list[Any]] = json.loads(row[12]) if row[12] else []
+    # json_group_array does not promise an order, so sort by the stored position here.
+    raw_links.sort(key=lambda item: int(item[0]))
+    return Story(
+        id=int(row[0]),
+        title=row[1],
+        body=row[2],
+        cleaned_text=row[3],
+        summary=tuple(json.loads(row[4])),
+        algorithm=row[5],
+        fingerprint=row[6],
+        ingested_at=_from_micros(int(row[7])),
+        url=row[8],
+        source=row[9],
+        language=row[10],
+        published_at=None if row[11] is None else _from_micros(int(row[11])),
+        links=tuple(
+            Link(title=title, snippet=snippet, url=url, outlet=outlet, story_id=linked)
+            for _position, title, snippet, url, outlet, linked in raw_links
+        ),
+    )
+
+
+class StoryStore:
+    """Typed async access to stories, their links, full-text search and a small meta table."""
+
+    def __init__(
+        self,
+        path: Path,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._path = path
+        self._writer: aiosqlite.Connection | None = writer
+        self._reader: aiosqlite.Connection | None = reader
+        self._clock = clock
+        # One writer connection serves every coroutine; this keeps their transactions apart.
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path, *, clock: Callable[[], datetime] = _utc_now) -> StoryStore:
+        """Open (creating if needed) the database at path and bring its schema up to date."""
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        opened: list[aiosqlite.Connection] = []
+        try:
+            writer = await aiosqlite.connect(path, isolation_level=None)
+            opened.append(writer)
+            mode = list(await writer.execute_fetchall("PRAGMA journal_mode = WAL"))
+            if str(mode[0][0]).lower() != "wal":
+                raise StoreError(f"{path}: could not switch the database to WAL mode")
+            for pragma in (
+                # NORMAL in WAL mode can lose the last commits on power loss but never
+                # corrupts, and a killed process loses nothing that was committed.
+                "PRAGMA synchronous = NORMAL",
+                "PRAGMA foreign_keys = ON",
+                f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}",
+                f"PRAGMA cache_size = {_CACHE_SIZE}",
+            ):
+                await writer.execute(pragma)
+            await migrate(writer)
+            reader = await aiosqlite.connect(path, isolation_level=None)
+            opened.append(reader)
+            for pragma in (
+                "PRAGMA query_only = ON",
+                f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}",
+                f"PRAGMA cache_size = {_CACHE_SIZE}",
+            ):
+                await reader.execute(pragma)
+        except sqlite3.Error as exc:
+            await cls._close_all(opened)
+            raise StoreError(f"cannot open the story store at {path}: {exc}") from exc
+        except BaseException:
+            await cls._close_all(opened)
+            raise
+        return cls(path, writer, reader, clock)
+
+    @staticmethod
+    async def _close_all(connections: Sequence[aiosqlite.Connection]) -> None:
+        for conn in connections:
+            with suppress(sqlite3.Error):
+                await conn.close()
+
+    async def close(self) -> None:
+        """Close both connections; safe to call more than once."""
+        writer, reader = self._writer, self._reader
+        self._writer = self._reader = None
+        async with self._write_lock:
+            if writer is not None:
+                # Cheap, and keeps query plans good as the tables grow.
+                with suppress(sqlite3.Error):
+                    await writer.execute("PRAGMA optimize")
+            await self._close_all([conn for conn in (reader, writer) if conn is not None])
+
+    async def __aenter__(self) -> Self:
+        """Enter ``async with``; the store is already open."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the store."""
+        await self.close()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _require_reader(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise StoreError("the story store is closed")
+        return self._reader
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        # execute_fetchall runs statement and fetch in one hop to the connection's thread, so
+        # concurrent coroutines sharing the reader cannot interleave inside one statement.
+        return list(await self._require_reader().execute_fetchall(sql, params))
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            conn = self._writer
+            if conn is None:
+                raise StoreError("the story store is closed")
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                await conn.execute("COMMIT")
+            except BaseException:
+                # Shielded and unconditional: a cancelled await does not stop the statement
+                # already queued on the connection's thread, and in_transaction cannot be
+                # trusted until it has run. The queue is FIFO, so this ROLLBACK runs after it
+                # and before any later BEGIN.
+                await asyncio.shield(rollback(conn))
+                raise
+
+    @staticmethod
+    def _check_limit(limit: int, offset: int = 0) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        if offset < 0:
+            raise ValueError(f"offset must not be negative, got {offset}")
+
+    async def _stories(self, sql: str, params: Sequence[Any]) -> list[Story]:
+        return [_story_from_row(row) for row in await self._read(sql, params)]
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def add(self, story: NewStory) -> AddResult:
+        """Store one story unless it duplicates a stored one (same URL or fingerprint)."""
+        (result,) = await self.add_many([story])
+        return result
+
+    @_translate_errors
+    async def add_many(self, stories: Sequence[NewStory]) -> list[AddResult]:
+        """Store stories in one all-or-nothing transaction; duplicates report the existing id."""
+        if not stories:
+            return []
+        ingested = _to_micros(self._clock())
+        results: list[AddResult] = []
+        link_rows: list[tuple[Any, ...]] = []
+        async with self._transaction() as conn:
+            for story in stories:
+                url = _clean_url(story.url)
+                published = None if story.published_at is None else _to_micros(story.published_at)
+                inserted = list(
+                    await conn.execute_fetchall(
+                        _INSERT_STORY,
+                        (
+                            story.title,
+                            url,
+                            story.source,
+                            story.language,
+                            published,
+                            ingested,
+                            ingested if published is None else published,
+                            story.body,
+                            story.cleaned_text,
+                            json.dumps(list(story.summary), ensure_ascii=False),
+                            story.algorithm,
+                            story.sentence_count,
+                            story.fingerprint,
+                        ),
+                    )
+                )
+                if not inserted:
+                    # Earlier stories of this batch are visible here, so in-batch duplicates
+                    # resolve to the id they were just given.
+                    found = list(
+                        await conn.execute_fetchall(_FIND_DUPLICATE, (url, story.fingerprint))
+                    )
+                    if not found:
+                        raise StoreError(
+                            f"story {story.title!r} conflicts with a stored one that cannot "
+                            "be found"
+                        )
+                    results.append(AddResult(story_id=int(found[0][0]), created=False))
+                    continue
+                story_id = int(inserted[0][0])
+                results.append(AddResult(story_id=story_id, created=True))
+                for position, link in enumerate(story.links):
+                    link_url = _clean_url(link.url)
+                    link_rows.append(
+                        (
+                            story_id,
+                            position,
+                            link.title,
+                            link.snippet,
+                            link_url,
+                            link.outlet,
+                            link.story_id,
+                            link_url,
+                            story_id,
+                        )
+                    )
+            if link_rows:
+                await conn.executemany(_INSERT_LINK, link_rows)
+        return results
+
+    @_translate_errors
+    async def delete(self, story_id: int) -> bool:
+        """Remove a story with its links and index entry; False if there was no such story."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute("DELETE FROM stories WHERE id = ?", (story_id,))
+            return cursor.rowcount > 0
+
+    @_translate_errors
+    async def set_meta(self, key: str, value: str) -> None:
+        """Store value under key, replacing any previous value."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- reads ---------------------------------------------------------------------------
+
+    @_translate_errors
+    async def find_duplicate(self, url: str | None, fingerprint: str) -> int | None:
+        """Id of a stored story with this URL or this fingerprint, if any."""
+        rows = await self._read(_FIND_DUPLICATE, (_clean_url(url), fingerprint))
+        return int(rows[0][0]) if rows else None
+
+    @_translate_errors
+    async def get(self, story_id: int) -> Story | None:
+        """The story with this id, links in stored order, or None."""
+        stories = await self._stories(
+            f"SELECT {_STORY_COLUMNS} FROM stories AS s WHERE s.id = ?", (story_id,)
+        )
+        return stories[0] if stories else None
+
+    @_translate_errors
+    async def get_by_url(self, url: str) -> Story | None:
+        """The story stored under this URL, or None."""
+        clean = _clean_url(url)
+        if clean is None:
+            return None
+        stories = await self._stories(
+            f"SELECT {_STORY_COLUMNS} FROM stories AS s WHERE s.url = ?", (clean,)
+        )
+        return stories[0] if stories else None
+
+    @_translate_errors
+    async def latest(
+        self, limit: int, *, older_than: int | None = None, newer_than: int | None = None
+    ) -> list[Story]:
+        """Newest-first page; older_than/newer_than are story ids used as keyset cursors."""
+        self._check_limit(limit)
+        where: list[str] = []
+        params: list[Any] = []
+        if older_than is not None:
+            where.append(f"(s.sort_key, s.id) < {_CURSOR_KEY}")
+            params.append(older_than)
+        if newer_than is not None:
+            where.append(f"(s.sort_key, s.id) > {_CURSOR_KEY}")
+            params.append(newer_than)
+        # Paging towards newer stories must take the ones nearest the cursor, so it walks the
+        # index upwards and the page is flipped back to newest-first afterwards.
+        upwards = newer_than is not None and older_than is None
+        direction = "ASC" if upwards else "DESC"
+        sql = (
+            f"SELECT {_STORY_COLUMNS} FROM stories AS s "
+            + (f"WHERE {' AND '.join(where)} " if where else "")
+            + f"ORDER BY s.sort_key {direction}, s.id {direction} LIMIT ?"
+        )
+        stories = await self._stories(sql, [*params, limit])
+        if not stories:
+            await self._check_cursors(older_than, newer_than)
+        return stories[::-1] if upwards else stories
+
+    async def _check_cursors(self, *cursors: int | None) -> None:
+        # An empty page is ambiguous: the end of the list, or a cursor that no longer exists.
+        for cursor in cursors:
+            if cursor is not None and not await self._read(
+                "SELECT 1 FROM stories WHERE id = ?", (cursor,)
+            ):
+                raise UnknownStoryError(cursor)
+
+    async def _match_expression(self, query: str) -> str:
+        terms = fts.query_terms(query)
+        expression = fts.all_of(terms)
+        if len(terms) == 1:
+            return expression
+        found = await self._read(
+            "SELECT 1 FROM stories_fts WHERE stories_fts MATCH ? LIMIT 1", (expression,)
+        )
+        return expression if found else fts.any_of(terms)
+
+    async def _ranked(
+        self, expression: str, limit: int, offset: int, exclude_id: int | None
+    ) -> list[SearchHit]:
+        rows = await self._read(_SEARCH, (expression, exclude_id, RANK_WINDOW, limit, offset))
+        return [
+            SearchHit(story=_story_from_row(row), score=float(row[_STORY_COLUMN_COUNT]))
+            for row in rows
+        ]
+
+    @_translate_errors
+    async def search(self, query: str, limit: int = 10, offset: int = 0) -> list[SearchHit]:
+        """Best of the newest RANK_WINDOW matches first; all words must match, else any word."""
+        self._check_limit(limit, offset)
+        expression = await self._match_expression(query)
+        return await self._ranked(expression, limit, offset, None)
+
+    @_translate_errors
+    async def search_any(
+        self, terms: Sequence[str], limit: int = 10, *, exclude_id: int | None = None
+    ) -> list[SearchHit]:
+        """Stories matching any term, best of the newest RANK_WINDOW first; [] if none usable."""
+        self._check_limit(limit)
+        words = fts.tokenize(" ".join(terms))[: fts.MAX_TERMS]
+        if not words:
+            return []
+        return await self._ranked(fts.any_of(words), limit, 0, exclude_id)
+
+    @_translate_errors
+    async def count_search(self, query: str) -> int:
+        """How many stories search() would page through, capped at SEARCH_COUNT_CAP."""
+        expression = await self._match_expression(query)
+        rows = await self._read(
+            "SELECT count(*) FROM (SELECT 1 FROM stories_fts WHERE stories_fts MATCH ? LIMIT ?)",
+            (expression, SEARCH_COUNT_CAP),
+        )
+        return int(rows[0][0])
+
+    @_translate_errors
+    async def count(self) -> int:
+        """Number of stored stories."""
+        rows = await self._read("SELECT value FROM counters WHERE name = 'stories'")
+        return int(rows[0][0])
+
+    @_translate_errors
+    async def stats(self) -> StoreStats:
+        """Counts, the last ingest time and the database size."""
+        rows = await self._read(
+            """
+            SELECT (SELECT value FROM counters WHERE name = 'stories'),
+                   (SELECT count(*) FROM source_counts),
+                   (SELECT value FROM counters WHERE name = 'links'),
+                   (SELECT ingested_at FROM stories ORDER BY id DESC LIMIT 1),
+                   (SELECT page_count FROM pragma_page_count())
+                 * (SELECT page_size FROM pragma_page_size())
+            """
+        )
+        stories, sources, links, last_ingest, size = rows[0]
+        return StoreStats(
+            stories=int(stories),
+            sources=int(sources),
+            links=int(links),
+            last_ingest=None if last_ingest is None else _from_micros(int(last_ingest)),
+            database_bytes=int(size),
+        )
+
+    @_translate_errors
+    async def get_meta(self, key: str) -> str | None:
+        """The value stored under key, or None."""
+        rows = await self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None

@@ -1,0 +1,217 @@
+"""Ordered schema migrations, applied at startup and tracked in PRAGMA user_version.
+
+To change the schema, append a `Migration` with the next version number to `MIGRATIONS`;
+never edit one that has shipped, because databases in the field have already run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+
+import aiosqlite
+
+from storage.errors import StoreError
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step: statements run in a single transaction, then user_version = version."""
+
+    version: int
+    description: str
+    # One statement per item: executescript() would commit behind our back, and splitting a
+    # script on ';' breaks trigger bodies.
+    statements: tuple[str, ...]
+
+
+_V1 = Migration(
+    version=1,
+    description="stories, links, FTS5 index, counters, meta",
+    statements=(
+        # Times are integer microseconds since the Unix epoch, UTC: they sort and compare as
+        # integers and round-trip datetimes exactly. AUTOINCREMENT stops a deleted story's id
+        # from being reused, because ids live on in Telegram callback data.
+        """
+        CREATE TABLE stories (
+            id             INTEGER PRIMARY KEY AUTOINCREMENT,
+            title          TEXT    NOT NULL,
+            url            TEXT    UNIQUE,
+            source         TEXT,
+            language       TEXT    NOT NULL,
+            published_at   INTEGER,
+            ingested_at    INTEGER NOT NULL,
+            sort_key       INTEGER NOT NULL,
+            body           TEXT    NOT NULL,
+            cleaned_text   TEXT    NOT NULL,
+            summary        TEXT    NOT NULL CHECK (json_valid(summary)),
+            algorithm      TEXT    NOT NULL,
+            sentence_count INTEGER NOT NULL,
+            fingerprint    TEXT    NOT NULL UNIQUE,
+            CHECK (sort_key = coalesce(published_at, ingested_at))
+        )
+        """,
+        "CREATE INDEX stories_latest ON stories (sort_key DESC, id DESC)",
+        """
+        CREATE TABLE links (
+            story_id        INTEGER NOT NULL REFERENCES stories (id) ON DELETE CASCADE,
+            position        INTEGER NOT NULL,
+            title           TEXT    NOT NULL,
+            snippet         TEXT    NOT NULL,
+            url             TEXT,
+            outlet          TEXT,
+            linked_story_id INTEGER REFERENCES stories (id) ON DELETE SET NULL,
+            PRIMARY KEY (story_id, position)
+        ) WITHOUT ROWID
+        """,
+        # Without this, deleting any story scans every link to apply ON DELETE SET NULL.
+        "CREATE INDEX links_linked_story ON links (linked_story_id)",
+        """
+        CREATE VIRTUAL TABLE stories_fts USING fts5 (
+            title, cleaned_text,
+            content = 'stories', content_rowid = 'id',
+            tokenize = 'porter unicode61 remove_diacritics 2'
+        )
+        """,
+        """
+        CREATE TRIGGER stories_fts_insert AFTER INSERT ON stories BEGIN
+            INSERT INTO stories_fts (rowid, title, cleaned_text)
+            VALUES (new.id, new.title, new.cleaned_text);
+        END
+        """,
+        """
+        CREATE TRIGGER stories_fts_delete AFTER DELETE ON stories BEGIN
+            INSERT INTO stories_fts (stories_fts, rowid, title, cleaned_text)
+            VALUES ('delete', old.id, old.title, old.cleaned_text);
+        END
+        """,
+        """
+        CREATE TRIGGER stories_fts_update AFTER UPDATE OF title, cleaned_text ON stories BEGIN
+            INSERT INTO stories_fts (stories_fts, rowid, title, cleaned_text)
+            VALUES ('delete', old.id, old.title, old.cleaned_text);
+            INSERT INTO stories_fts (rowid, title, cleaned_text)
+            VALUES (new.id, new.title, new.cleaned_text);
+        END
+        """,
+        # count(*) walks a whole index; these keep stats() and count() O(1) at any size.
+        """
+        CREATE TABLE counters (
+            name  TEXT    PRIMARY KEY,
+            value INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """,
+        "INSERT INTO counters (name, value) VALUES ('stories', 0), ('links', 0)",
+        """
+        CREATE TABLE source_counts (
+            source  TEXT    PRIMARY KEY,
+            stories INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TRIGGER stories_count_insert AFTER INSERT ON stories BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'stories';
+            INSERT INTO source_counts (source, stories)
+            SELECT new.source, 1 WHERE new.source IS NOT NULL
+            ON CONFLICT (source) DO UPDATE SET stories = stories + 1;
+        END
+        """,
+        """
+        CREATE TRIGGER stories_count_delete AFTER DELETE ON stories BEGIN
+            UPDATE counters SET value = value - 1 WHERE name = 'stories';
+            UPDATE source_counts SET stories = stories - 1 WHERE source = old.source;
+            DELETE FROM source_counts WHERE source = old.source AND stories <= 0;
+        END
+        """,
+        """
+        CREATE TRIGGER stories_count_update AFTER UPDATE OF source ON stories
+        WHEN old.source IS NOT new.source BEGIN
+            UPDATE source_counts SET stories = stories - 1 WHERE source = old.source;
+            DELETE FROM source_counts WHERE source = old.source AND stories <= 0;
+            INSERT INTO source_counts (source, stories)
+            SELECT new.source, 1 WHERE new.source IS NOT NULL
+            ON CONFLICT (source) DO UPDATE SET stories = stories + 1;
+        END
+        """,
+        """
+        CREATE TRIGGER links_count_insert AFTER INSERT ON links BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'links';
+        END
+        """,
+        """
+        CREATE TRIGGER links_count_delete AFTER DELETE ON links BEGIN
+            UPDATE counters SET value = value - 1 WHERE name = 'links';
+        END
+        """,
+        """
+        CREATE TABLE meta (
+            key   TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1,)
+HEAD_VERSION = MIGRATIONS[-1].version
+
+
+def _check_order(migrations: Sequence[Migration]) -> None:
+    for expected, migration in enumerate(migrations, start=1):
+        if migration.version != expected:
+            raise StoreError(
+                f"migration versions must run 1, 2, 3...; found {migration.version} "
+                f"where {expected} was expected"
+            )
+
+
+async def user_version(conn: aiosqlite.Connection) -> int:
+    """The schema version recorded in the database file."""
+    rows = list(await conn.execute_fetchall("PRAGMA user_version"))
+    return int(rows[0][0])
+
+
+async def rollback(conn: aiosqlite.Connection) -> None:
+    """Roll back the open transaction, if any; never raises a driver error."""
+    with suppress(sqlite3.Error):
+        await conn.execute("ROLLBACK")
+
+
+async def migrate(conn: aiosqlite.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Apply every migration newer than the database's version; return the resulting version."""
+    _check_order(migrations)
+    head = migrations[-1].version if migrations else 0
+    try:
+        for migration in migrations:
+            # Re-read inside the write lock so two processes opening one file at once
+            # cannot both apply the same step.
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+                current = await user_version(conn)
+                if current > head:
+                    raise StoreError(
+                        f"database schema is version {current} but this code only knows up to "
+                        f"{head}; refusing to open it with older code"
+                    )
+                if current >= migration.version:
+                    await conn.execute("ROLLBACK")
+                    continue
+                for statement in migration.statements:
+                    await conn.execute(statement)
+                # PRAGMA cannot take a bound parameter; the version is an int from our own code.
+                await conn.execute(f"PRAGMA user_version = {int(migration.version)}")
+                await conn.execute("COMMIT")
+            except BaseException:
+                await asyncio.shield(rollback(conn))
+                raise
+        current = await user_version(conn)
+        if current > head:
+            raise StoreError(
+                f"database schema is version {current} but this code only knows up to {head}; "
+                "refusing to open it with older code"
+            )
+        return current
+    except sqlite3.Error as exc:
+        raise StoreError(f"schema migration failed: {exc}") from exc

@@ -1,0 +1,204 @@
+"""Full-text search: ranking, AND-then-OR fallback, hostile input, counting, related stories."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from storage import QueryError, SearchHit, StoreError, StoryStore, fts, repository
+from storage.repository import SEARCH_COUNT_CAP
+from tests.storage_builders import make_story, open_store
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[StoryStore]:
+    async with await open_store(tmp_path / "news.db") as opened:
+        await opened.add_many(
+            [
+                make_story(1, title="Harbour bridge reopens", cleaned_text="Traffic is back."),
+                make_story(2, title="Council meeting", cleaned_text="The harbour was discussed."),
+                make_story(3, title="Weather", cleaned_text="Rain over the bridge tomorrow."),
+                make_story(4, title="Title: x marks the spot", cleaned_text="Treasure maps."),
+                make_story(5, title="Drop tables", cleaned_text="Furniture stories are popular."),
+            ]
+        )
+        yield opened
+
+
+def _ids(hits: list[SearchHit]) -> list[int]:
+    return [hit.story.id for hit in hits]
+
+
+async def test_title_match_beats_body_match(store: StoryStore) -> None:
+    hits = await store.search("harbour")
+    assert _ids(hits) == [1, 2]
+    assert hits[0].score > hits[1].score
+
+
+async def test_all_terms_are_required_when_possible(store: StoryStore) -> None:
+    assert _ids(await store.search("harbour bridge")) == [1]
+
+
+async def test_falls_back_to_any_term(store: StoryStore) -> None:
+    hits = await store.search("bridge furniture")
+    assert set(_ids(hits)) == {1, 3, 5}
+    assert await store.count_search("bridge furniture") == 3
+
+
+async def test_stemming_and_case(store: StoryStore) -> None:
+    assert _ids(await store.search("RAINING")) == [3]
+
+
+async def test_no_match_is_an_empty_list(store: StoryStore) -> None:
+    assert await store.search("zeppelin") == []
+    assert await store.count_search("zeppelin") == 0
+
+
+async def test_offset_pages_through_results(store: StoryStore) -> None:
+    everything = _ids(await store.search("harbour"))
+    paged = _ids(await store.search("harbour", limit=1)) + _ids(
+        await store.search("harbour", limit=1, offset=1)
+    )
+    assert paged == everything
+    assert await store.search("harbour", offset=10) == []
+    with pytest.raises(ValueError, match="offset"):
+        await store.search("harbour", offset=-1)
+
+
+HOSTILE = [
+    '"',
+    "NEAR(",
+    "*",
+    "a AND",
+    "(((",
+    "🦄",
+    "",
+    "title:x",
+    "'; DROP TABLE stories; --",
+    "   ",
+    "harbour OR",
+    "NOT harbour",
+    "^harbour",
+    "harbour*",
+    '"harbour',
+    "cleaned_text:treasure",
+    "{title cleaned_text}: harbour",
+    "NEAR(harbour bridge, 2)",
+    "AND OR NOT",
+    "\x00harbour",
+    "a" * 5000,
+    "word " * 500,
+]
+
+
+@pytest.mark.parametrize("query", HOSTILE)
+async def test_hostile_queries_never_leak_sqlite_errors(store: StoryStore, query: str) -> None:
+    try:
+        hits = await store.search(query)
+        count = await store.count_search(query)
+    except QueryError as exc:
+        assert str(exc)
+        assert not isinstance(exc, sqlite3.Error)
+    else:
+        assert isinstance(hits, list)
+        assert 0 <= count <= SEARCH_COUNT_CAP
+    assert await store.count() == 5
+
+
+@pytest.mark.parametrize("query", ["", "   ", "🦄", "(((", "*", '"', "🦄 ✓ — …"])
+async def test_queries_without_words_raise_query_error(store: StoryStore, query: str) -> None:
+    with pytest.raises(QueryError):
+        await store.search(query)
+    with pytest.raises(QueryError):
+        await store.count_search(query)
+
+
+async def test_hostile_queries_are_searched_as_plain_words(store: StoryStore) -> None:
+    assert _ids(await store.search("title:x")) == [4]
+    assert _ids(await store.search("'; DROP TABLE stories; --")) == [5]
+    assert _ids(await store.search("NEAR(harbour bridge)")) == [1]
+    assert _ids(await store.search("harbour*")) == [1, 2]
+
+
+async def test_query_error_is_a_store_error() -> None:
+    assert issubclass(QueryError, StoreError)
+
+
+async def test_count_search_is_capped(tmp_path: Path) -> None:
+    async with await open_store(tmp_path / "news.db") as store:
+        stories = [make_story(i, cleaned_text="common word") for i in range(SEARCH_COUNT_CAP + 5)]
+        await store.add_many(stories)
+        assert await store.count_search("common") == SEARCH_COUNT_CAP
+        assert len(await store.search("common", limit=50)) == 50
+
+
+async def test_only_the_newest_matches_are_ranked_when_there_are_many(
+    store: StoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Story 1 has "bridge" in its title and would win an exact ranking over story 3.
+    monkeypatch.setattr(repository, "RANK_WINDOW", 1)
+    assert _ids(await store.search("bridge")) == [3]
+    assert await store.count_search("bridge") == 2
+    monkeypatch.setattr(repository, "RANK_WINDOW", 2)
+    assert _ids(await store.search("bridge")) == [1, 3]
+
+
+async def test_search_any_for_related_stories(store: StoryStore) -> None:
+    hits = await store.search_any(["harbour", "rain"], exclude_id=1)
+    assert set(_ids(hits)) == {2, 3}
+    assert await store.search_any([]) == []
+    assert await store.search_any(["🦄", "()"]) == []
+    assert _ids(await store.search_any(['title:"x"'], limit=1)) == [4]
+
+
+async def test_search_results_carry_whole_stories(store: StoryStore) -> None:
+    (hit,) = await store.search("treasure")
+    assert hit.story.summary and hit.story.links
+    assert hit.story == await store.get(hit.story.id)
+
+
+# -- the sanitiser on its own --------------------------------------------------------------
+
+
+def test_tokenize_mirrors_unicode61() -> None:
+    assert fts.tokenize('title:"x" (a OR b)*') == ["title", "x", "a", "OR", "b"]
+    assert fts.tokenize("Crème brûlée, ĀĒĪ; 東京 🦄") == ["Crème", "brûlée", "ĀĒĪ", "東京"]
+    assert fts.tokenize("snake_case don't") == ["snake", "case", "don", "t"]
+    assert fts.tokenize("Same same SAME") == ["Same"]
+
+
+def test_query_terms_drop_bare_operators_unless_alone() -> None:
+    assert fts.query_terms("cats AND dogs") == ["cats", "dogs"]
+    assert fts.query_terms("and or") == ["and", "or"]
+    assert fts.query_terms("NOT") == ["NOT"]
+    assert len(fts.query_terms(" ".join(f"w{i}" for i in range(100)))) == fts.MAX_TERMS
+
+
+@pytest.fixture(scope="module")
+def fts_conn() -> Iterator[sqlite3.Connection]:
+    conn = sqlite3.connect(":memory:")
+    conn.execute(
+        "CREATE VIRTUAL TABLE t USING fts5(title, body,"
+        " tokenize = 'porter unicode61 remove_diacritics 2')"
+    )
+    conn.execute("INSERT INTO t VALUES ('hello world', 'body text')")
+    yield conn
+    conn.close()
+
+
+@settings(max_examples=300, database=None, deadline=None)
+@given(st.text())
+def test_any_text_gives_a_valid_fts_expression_or_query_error(
+    fts_conn: sqlite3.Connection, text: str
+) -> None:
+    try:
+        terms = fts.query_terms(text)
+    except QueryError:
+        return
+    for expression in (fts.all_of(terms), fts.any_of(terms)):
+        fts_conn.execute("SELECT rowid FROM t WHERE t MATCH ?", (expression,)).fetchall()
