@@ -1,0 +1,119 @@
+"""Sentence splitting for news text: NLTK punkt, offline, with fixes for newsroom abbreviations.
+
+Paragraphs are split separately, so a sentence never spans a blank line. Inside a paragraph a
+single newline is a hard boundary when the text is laid out one paragraph per line (scraped
+pages), and plain whitespace when the text is hard-wrapped (mail, plain-text feeds).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Protocol
+
+from summarize.errors import TextError
+from summarize.nltk_data import LANGUAGES, ensure_punkt
+
+__all__ = ["LANGUAGES", "check_language", "split_paragraphs", "split_sentences"]
+
+# Titles and newsroom abbreviations punkt's English tables miss; "gov." alone splits
+# "Gov. Brown" in two. Lowercase and without the final period, as punkt stores them.
+_EXTRA_ABBREVIATIONS: dict[str, frozenset[str]] = {
+    "english": frozenset(
+        {
+            "gov",
+            "govs",
+            "sens",
+            "reps",
+            "sgt",
+            "capt",
+            "cpl",
+            "pvt",
+            "maj",
+            "brig",
+            "cmdr",
+            "det",
+            "insp",
+            "supt",
+            "messrs",
+            "mt",
+            "dept",
+            "approx",
+            "est",
+            "fig",
+            "figs",
+            "e.g",
+            "i.e",
+            "al",
+            "etc",
+            "vol",
+            "nos",
+        }
+    ),
+    "german": frozenset({"z.b", "bzw", "vgl", "usw", "ca", "nr", "dr", "prof"}),
+}
+
+# "No. 1", "Vol. 3": punkt treats "No." as a sentence end because "no." ends many sentences.
+_NUMBER_ABBREVIATION = re.compile(r"(?:^|\s|\()(?:No|Nos|Vol|Art|Fig|Nr|Ch|Sec|Pt|Op)\.$", re.I)
+_STARTS_WITH_NUMBER = re.compile(r"^[#\d]")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n+")
+# A line this long is a whole paragraph: nobody hard-wraps text this wide.
+_UNWRAPPED_LINE = 120
+
+
+class _Punkt(Protocol):
+    def span_tokenize(self, text: str) -> list[tuple[int, int]]: ...
+
+
+def check_language(language: str) -> str:
+    """Return the canonical language name, or raise TextError naming the supported ones."""
+    name = language.strip().lower()
+    if name not in LANGUAGES:
+        raise TextError(f"unsupported language {language!r}; choose one of {', '.join(LANGUAGES)}")
+    return name
+
+
+@cache
+def _tokenizer(language: str) -> _Punkt:
+    ensure_punkt()
+    # Imported late: loading nltk costs ~0.3 s and many callers only clean text.
+    from nltk.tokenize import PunktTokenizer
+
+    tokenizer = PunktTokenizer(language)
+    # Our own instance, so extending its table does not change what sumy's tokenizer does.
+    tokenizer._params.abbrev_types.update(_EXTRA_ABBREVIATIONS.get(language, frozenset()))
+    return tokenizer  # type: ignore[no-any-return]
+
+
+def split_paragraphs(text: str) -> list[str]:
+    """Blank-line separated blocks, stripped, empties dropped."""
+    return [block.strip() for block in _BLANK_LINE.split(text) if block.strip()]
+
+
+def _units(paragraph: str) -> list[str]:
+    """The pieces punkt sees: the paragraph's lines, or the whole paragraph when hard-wrapped."""
+    lines = [line.strip() for line in paragraph.split("\n") if line.strip()]
+    if len(lines) > 1 and max(len(line) for line in lines) < _UNWRAPPED_LINE:
+        return [" ".join(lines)]
+    return lines
+
+
+def _merge_fixes(pieces: list[str]) -> list[str]:
+    merged: list[str] = []
+    for piece in pieces:
+        if merged and _NUMBER_ABBREVIATION.search(merged[-1]) and _STARTS_WITH_NUMBER.match(piece):
+            merged[-1] = f"{merged[-1]} {piece}"
+        else:
+            merged.append(piece)
+    return merged
+
+
+def split_sentences(text: str, language: str = "english") -> list[str]:
+    """Split text into sentences in document order; paragraphs are never merged."""
+    tokenizer = _tokenizer(check_language(language))
+    sentences: list[str] = []
+    for paragraph in split_paragraphs(text):
+        for unit in _units(paragraph):
+            pieces = [unit[start:end].strip() for start, end in tokenizer.span_tokenize(unit)]
+            sentences.extend(_merge_fixes([" ".join(p.split()) for p in pieces if p]))
+    return sentences
