@@ -19,7 +19,11 @@ class SettingsError(Exception):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
     )
 
     bot_token: SecretStr | None = None
@@ -28,7 +32,7 @@ class Settings(BaseSettings):
     telegram_api_url: str = OFFICIAL_API_URL
     summary_sentences: int = Field(default=3, ge=1, le=20)
     summary_max_chars: int | None = Field(default=None, ge=80, le=4000)
-    summary_algorithm: str = "lead-lexrank"
+    summary_algorithm: str = "lead-rank"
     log_level: LogLevel = "INFO"
     webhook_url: str | None = None
     webhook_port: int = Field(default=8443, ge=1, le=65535)

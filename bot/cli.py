@@ -1,0 +1,60 @@
+"""The `newsbot` command: run the bot, chat in the console, seed, summarise."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from bot import cli_seed, cli_summarize
+from bot.logs import configure_logging
+from bot.settings import Settings, SettingsError, load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="newsbot",
+        description="A Telegram bot that summarises news stories and finds related ones.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers.add_parser(
+        "run", help="start the bot: Telegram when BOT_TOKEN is set, else the console chat"
+    )
+    subparsers.add_parser(
+        "chat", help="talk to the bot in this terminal (or through a pipe), no Telegram needed"
+    )
+    cli_seed.add_parser(subparsers)
+    cli_summarize.add_parser(subparsers)
+    return parser
+
+
+def _run_bot(settings: Settings) -> int:
+    from bot.app import run_bot
+
+    run_bot(settings)
+    return 0
+
+
+def _run_console(settings: Settings) -> int:
+    from bot.console import run_console
+
+    return asyncio.run(run_console(settings, sys.stdin, sys.stdout))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "summarize":
+        # Summaries need no settings beyond the flags; a broken .env should not block them.
+        return cli_summarize.run(args)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"newsbot: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    if args.command == "seed":
+        return cli_seed.run(args, settings)
+    if args.command == "chat" or settings.bot_token is None:
+        return _run_console(settings)
+    return _run_bot(settings)

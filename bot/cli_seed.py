@@ -1,0 +1,129 @@
+"""`newsbot seed`: bulk ingest from files, folders, globs, URLs or stdin."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import sys
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+
+from bot.settings import Settings
+from ingest.pipeline import Ingestor, ProgressCallback
+from ingest.report import IngestError, IngestReport, Rejected
+from storage.repository import StoryStore
+
+SUFFIXES = {".txt", ".md", ".markdown", ".json", ".jsonl", ".xml", ".rss", ".atom", ".html", ".htm"}
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "seed",
+        help="store stories from files, folders, globs, URLs or - (stdin)",
+        description="Ingest stories in bulk. Exit 0: all stored or skipped as duplicates; "
+        "1: some were rejected; 2: usage error.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="PATH_OR_URL")
+    parser.add_argument(
+        "--if-empty", action="store_true", help="do nothing when the database has stories"
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only the final report")
+    parser.add_argument("--workers", type=int, default=None, help="processes for summarising")
+
+
+def expand_inputs(inputs: list[str]) -> Iterator[str]:
+    """Files as given, folders recursively (known suffixes), globs expanded; URLs and - kept."""
+    for item in inputs:
+        if item == "-" or item.startswith(("http://", "https://")):
+            yield item
+            continue
+        path = Path(item)
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                # A folder's README describes the files; it is not a story.
+                if (
+                    child.is_file()
+                    and child.suffix.lower() in SUFFIXES
+                    and not child.name.upper().startswith("README")
+                ):
+                    yield str(child)
+        elif path.exists():
+            yield item
+        else:
+            matches = sorted(glob.glob(item, recursive=True))
+            yield from matches if matches else [item]
+
+
+async def _seed(
+    targets: list[str], args: argparse.Namespace, settings: Settings, err: Console
+) -> int:
+    targets = list(expand_inputs(args.inputs))
+    store = await StoryStore.open(settings.database_path)
+    try:
+        if args.if_empty and await store.count() > 0:
+            if not args.quiet:
+                err.print(f"{settings.database_path} already has stories; not seeding.")
+            return 0
+        ingestor = Ingestor(
+            store,
+            algorithm=settings.summary_algorithm,
+            sentences=settings.summary_sentences,
+            max_chars=settings.summary_max_chars,
+            max_story_chars=settings.max_story_chars,
+            max_document_bytes=settings.max_document_bytes,
+            workers=args.workers,
+        )
+        report = IngestReport()
+        show_progress = not args.quiet and err.is_terminal
+        with Progress(console=err, disable=not show_progress, transient=True) as progress:
+            for target in targets:
+                task = progress.add_task(target[-40:], total=None)
+                report.merge(await _seed_one(ingestor, target, partial(progress.advance, task)))
+                progress.remove_task(task)
+    finally:
+        await store.close()
+    _print_report(report, Console())
+    return 0 if report.ok else 1
+
+
+async def _seed_one(ingestor: Ingestor, target: str, progress: ProgressCallback) -> IngestReport:
+    try:
+        if target.startswith(("http://", "https://")):
+            return await ingestor.ingest_url(target)
+        if target == "-":
+            data = await asyncio.to_thread(sys.stdin.buffer.read)
+            return await ingestor.ingest_bytes(data, origin="stdin", progress=progress)
+        path = Path(target)
+        data = await asyncio.to_thread(path.read_bytes)
+        return await ingestor.ingest_bytes(
+            data, filename=path.name, origin=target, progress=progress
+        )
+    except (IngestError, OSError) as exc:
+        return IngestReport(rejected=[Rejected(target, str(exc))])
+
+
+def _print_report(report: IngestReport, out: Console) -> None:
+    out.print(
+        f"added {len(report.added)}, duplicates skipped {len(report.duplicates)}, "
+        f"rejected {len(report.rejected)}",
+        markup=False,
+    )
+    for rejected in report.rejected[:50]:
+        out.print(f"  rejected {rejected.location}: {rejected.reason}", markup=False)
+    if len(report.rejected) > 50:
+        out.print(f"  ... and {len(report.rejected) - 50} more", markup=False)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    err = Console(stderr=True)
+    targets = list(expand_inputs(args.inputs))
+    missing = [t for t in targets if t != "-" and "://" not in t and not Path(t).is_file()]
+    if missing:
+        err.print(f"newsbot seed: no such file: {missing[0]}", markup=False)
+        return 2
+    return asyncio.run(_seed(targets, args, settings, err))
