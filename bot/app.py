@@ -1,0 +1,191 @@
+"""The one place the Application is built: every handler, the store's lifetime, start-up."""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+import logging
+import secrets
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+from telegram import BotCommand, Update
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+from telegram.request import BaseRequest
+
+from bot import formatting as fmt
+from bot.handlers import admin, reading
+from bot.services import BotData, NewsApp, NewsContext, Services
+from bot.settings import Settings, SettingsError
+
+logger = logging.getLogger(__name__)
+
+# PTB needs a well-formed token even when no request leaves the process (console chat).
+OFFLINE_TOKEN = "0:offline"  # noqa: S105  (a placeholder that opens nothing)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def build_app(
+    settings: Settings, *, request: BaseRequest | None = None, rate_limit: bool = True
+) -> NewsApp:
+    """Build the bot: handlers, services opened in post_init and closed in post_shutdown.
+
+    `request` replaces the HTTP layer (the console chat answers in-process);
+    `rate_limit=False` drops AIORateLimiter for tests and benchmarks.
+    """
+    # Request URLs carry the token; httpx logs them at INFO.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    token = settings.bot_token.get_secret_value() if settings.bot_token else OFFLINE_TOKEN
+
+    async def post_init(app: NewsApp) -> None:
+        app.bot_data.services = await Services.open(settings)
+        await app.bot.set_my_commands(
+            [BotCommand(command.name, command.description) for command in fmt.COMMANDS]
+        )
+
+    builder = (
+        Application.builder()
+        .token(token)
+        .base_url(settings.api_base_url)
+        .base_file_url(settings.api_file_url)
+        .context_types(ContextTypes(context=NewsContext, bot_data=BotData))
+        .concurrent_updates(True)
+        # Nothing is scheduled; without a JobQueue there is no scheduler thread to stop.
+        .job_queue(None)
+        .post_init(post_init)
+        .post_shutdown(_post_shutdown)
+    )
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request)
+    app: NewsApp
+    if rate_limit:
+        app = builder.rate_limiter(AIORateLimiter(max_retries=3)).build()
+    else:
+        app = builder.build()
+    _add_handlers(app)
+    return app
+
+
+def _add_handlers(app: NewsApp) -> None:
+    app.add_handler(CommandHandler(["start", "help"], reading.start))
+    app.add_handler(CommandHandler("latest", reading.latest))
+    app.add_handler(CommandHandler("story", reading.story))
+    app.add_handler(CommandHandler("related", reading.related))
+    app.add_handler(CommandHandler("search", reading.search))
+    app.add_handler(CommandHandler("add", admin.add))
+    app.add_handler(CommandHandler("delete", admin.delete))
+    app.add_handler(CommandHandler("stats", admin.stats))
+    app.add_handler(CallbackQueryHandler(reading.button))
+    # Documents only in private chats: in a group, files are people talking to each other.
+    app.add_handler(MessageHandler(filters.Document.ALL & filters.ChatType.PRIVATE, admin.document))
+    # Must stay last in the group: it catches what no handler above took (unknown commands,
+    # and plain text in a private chat) so nothing goes unanswered.
+    app.add_handler(
+        MessageHandler(filters.COMMAND | (filters.TEXT & filters.ChatType.PRIVATE), reading.unknown)
+    )
+    app.add_error_handler(_on_error)
+
+
+async def _post_shutdown(app: NewsApp) -> None:
+    services = app.bot_data.take()
+    if services is not None:
+        await services.close()
+
+
+def _describe(update: object) -> str:
+    if not isinstance(update, Update):
+        return repr(update)[:200]
+    chat = update.effective_chat
+    user = update.effective_user
+    if update.callback_query is not None:
+        what = f"button {update.callback_query.data!r}"
+    elif update.effective_message is not None:
+        what = f"message {(update.effective_message.text or '')[:80]!r}"
+    else:
+        what = "update"
+    return (
+        f"update {update.update_id} ({what}, chat {chat.id if chat else None}, "
+        f"user {user.id if user else None})"
+    )
+
+
+async def _on_error(update: object, context: NewsContext) -> None:
+    """Log the failure with what caused it, then tell the user something went wrong."""
+    logger.error("%s failed", _describe(update), exc_info=context.error)
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return
+    # A message rather than a callback answer: the button may have been answered already.
+    try:
+        await context.bot.send_message(
+            update.effective_chat.id,
+            html.escape(fmt.ERROR_REPLY),
+            parse_mode=ParseMode.HTML,
+            link_preview_options=fmt.PREVIEW_OFF,
+        )
+    except TelegramError:
+        # The failure may be Telegram itself; one log line is all we can do.
+        logger.warning("could not tell chat %s about the error", update.effective_chat.id)
+
+
+@asynccontextmanager
+async def running(app: NewsApp, *, poll: bool = True) -> AsyncIterator[NewsApp]:
+    """Run the app inside an existing event loop with run_polling's lifecycle order.
+
+    For tests (polling a fake Bot API server) and the console chat (poll=False: updates
+    are fed with app.process_update).
+    """
+    await app.initialize()
+    try:
+        if app.post_init is not None:
+            await app.post_init(app)
+        if poll and app.updater is not None:
+            await app.updater.start_polling(poll_interval=0, allowed_updates=Update.ALL_TYPES)
+        await app.start()
+        try:
+            yield app
+        finally:
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()
+    finally:
+        await app.shutdown()
+        if app.post_shutdown is not None:
+            await app.post_shutdown(app)
+
+
+def run_bot(settings: Settings) -> None:
+    """Run against Telegram until SIGINT/SIGTERM: webhook when WEBHOOK_URL is set, else polling."""
+    if settings.bot_token is None:
+        raise SettingsError("missing setting BOT_TOKEN: get one from @BotFather")
+    app = build_app(settings)
+    if not settings.webhook_url:
+        app.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=STOP_SIGNALS)
+        return
+    if importlib.util.find_spec("tornado") is None:
+        raise SettingsError(
+            'bad setting WEBHOOK_URL: webhooks need pip install "python-telegram-bot[webhooks]"'
+        )
+    app.run_webhook(
+        # Behind a reverse proxy or in a container the webhook must listen on every interface.
+        listen="0.0.0.0",  # noqa: S104
+        port=settings.webhook_port,
+        url_path=urlsplit(settings.webhook_url).path.strip("/"),
+        webhook_url=settings.webhook_url,
+        # A fresh secret per run: Telegram echoes it, so forged requests are refused.
+        secret_token=secrets.token_urlsafe(32),
+        allowed_updates=Update.ALL_TYPES,
+        stop_signals=STOP_SIGNALS,
+    )
