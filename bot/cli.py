@@ -37,7 +37,13 @@ def _run_bot(settings: Settings) -> int:
 
 
 def _run_console(settings: Settings) -> int:
+    import logging
+
     from bot.console import run_console
+
+    # PTB's start/stop lines are noise between a person's prompts; warnings still show.
+    if settings.log_level == "INFO":
+        logging.getLogger("telegram").setLevel(logging.WARNING)
 
     return asyncio.run(run_console(settings, sys.stdin, sys.stdout))
 
