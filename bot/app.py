@@ -20,13 +20,19 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    InlineQueryHandler,
+    JobQueue,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 from telegram.request import BaseRequest
 
+from bot import delivery, jobs
 from bot import formatting as fmt
-from bot.handlers import admin, reading
+from bot.guard import UpdateGuard
+from bot.handlers import admin, reach, reading
+from bot.logs import RedactToken
 from bot.services import BotData, NewsApp, NewsContext, Services
 from bot.settings import Settings, SettingsError
 
@@ -38,19 +44,28 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def build_app(
-    settings: Settings, *, request: BaseRequest | None = None, rate_limit: bool = True
+    settings: Settings,
+    *,
+    request: BaseRequest | None = None,
+    rate_limit: bool = True,
+    guard: UpdateGuard | None = None,
+    rate_limiter: AIORateLimiter | None = None,
 ) -> NewsApp:
     """Build the bot: handlers, services opened in post_init and closed in post_shutdown.
 
     `request` replaces the HTTP layer (the console chat answers in-process);
-    `rate_limit=False` drops AIORateLimiter for tests and benchmarks.
+    `rate_limit=False` drops AIORateLimiter for tests and benchmarks; `guard` replaces the
+    default duplicate and flood check (UpdateGuard(throttle=False) for benchmarks);
+    `rate_limiter` replaces the default AIORateLimiter (tests scale its limits).
     """
     # Request URLs carry the token; httpx logs them at INFO.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     token = settings.bot_token.get_secret_value() if settings.bot_token else OFFLINE_TOKEN
+    _redact_in_bot_logs(token)
 
     async def post_init(app: NewsApp) -> None:
         app.bot_data.services = await Services.open(settings)
+        await delivery.install(app)
         await app.bot.set_my_commands(
             [BotCommand(command.name, command.description) for command in fmt.COMMANDS]
         )
@@ -62,8 +77,8 @@ def build_app(
         .base_file_url(settings.api_file_url)
         .context_types(ContextTypes(context=NewsContext, bot_data=BotData))
         .concurrent_updates(True)
-        # Nothing is scheduled; without a JobQueue there is no scheduler thread to stop.
-        .job_queue(None)
+        # Subscription pushes and daily digests run as jobs (bot.delivery).
+        .job_queue(JobQueue[NewsContext]())
         .post_init(post_init)
         .post_shutdown(_post_shutdown)
     )
@@ -71,29 +86,66 @@ def build_app(
         builder = builder.request(request).get_updates_request(request)
     app: NewsApp
     if rate_limit:
-        app = builder.rate_limiter(AIORateLimiter(max_retries=3)).build()
+        app = builder.rate_limiter(rate_limiter or AIORateLimiter(max_retries=3)).build()
     else:
         app = builder.build()
-    _add_handlers(app)
+    _add_handlers(app, guard or UpdateGuard())
+    # Re-ranks recent stories' related lists every few minutes (bot.jobs).
+    jobs.schedule(app)
     return app
 
 
-def _add_handlers(app: NewsApp) -> None:
-    app.add_handler(CommandHandler(["start", "help"], reading.start))
-    app.add_handler(CommandHandler("latest", reading.latest))
-    app.add_handler(CommandHandler("story", reading.story))
-    app.add_handler(CommandHandler("related", reading.related))
-    app.add_handler(CommandHandler("search", reading.search))
-    app.add_handler(CommandHandler("add", admin.add))
-    app.add_handler(CommandHandler("delete", admin.delete))
-    app.add_handler(CommandHandler("stats", admin.stats))
+# PTB's Bot logs its API URLs, token included, at DEBUG while it is built. A filter on the
+# loggers that emit them redacts the record itself, for every handler (bot.logs only covers
+# the handlers configure_logging sees). Logger filters do not apply to child loggers, hence
+# both names.
+_BOT_LOGGERS = ("telegram.Bot", "telegram.ext.ExtBot")
+_redacted: set[str] = set()
+
+
+def _redact_in_bot_logs(token: str) -> None:
+    if token in _redacted:
+        return
+    _redacted.add(token)
+    redact = RedactToken(token)
+    for name in _BOT_LOGGERS:
+        logging.getLogger(name).addFilter(redact)
+
+
+def _add_handlers(app: NewsApp, guard: UpdateGuard) -> None:
+    # Group -1 runs before every handler: repeated updates and floods stop there.
+    app.add_handler(TypeHandler(Update, guard), group=-1)
+    # New messages only: an edit is not a new command (an edited "/delete 3" must not delete
+    # again), and channel posts come from no user, so no command is answered in a channel.
+    new = filters.UpdateType.MESSAGE
+    app.add_handler(CommandHandler(["start", "help"], reading.start, filters=new))
+    app.add_handler(CommandHandler("latest", reading.latest, filters=new))
+    app.add_handler(CommandHandler("story", reading.story, filters=new))
+    app.add_handler(CommandHandler("related", reading.related, filters=new))
+    app.add_handler(CommandHandler("search", reading.search, filters=new))
+    app.add_handler(CommandHandler("add", admin.add, filters=new))
+    app.add_handler(CommandHandler("delete", admin.delete, filters=new))
+    app.add_handler(CommandHandler("stats", admin.stats, filters=new))
+    # In groups CommandHandler takes /cmd and /cmd@<this bot> only, which privacy mode lets
+    # through; group admins are checked inside the handlers.
+    app.add_handler(CommandHandler("subscribe", reach.subscribe, filters=new))
+    app.add_handler(CommandHandler("unsubscribe", reach.unsubscribe, filters=new))
+    app.add_handler(CommandHandler("subscriptions", reach.subscriptions, filters=new))
+    app.add_handler(CommandHandler("digest", reach.digest, filters=new))
+    app.add_handler(CommandHandler("timezone", reach.timezone, filters=new))
+    app.add_handler(CommandHandler("post", reach.post, filters=new))
+    app.add_handler(InlineQueryHandler(reach.inline_query))
     app.add_handler(CallbackQueryHandler(reading.button))
     # Documents only in private chats: in a group, files are people talking to each other.
-    app.add_handler(MessageHandler(filters.Document.ALL & filters.ChatType.PRIVATE, admin.document))
+    app.add_handler(
+        MessageHandler(new & filters.Document.ALL & filters.ChatType.PRIVATE, admin.document)
+    )
     # Must stay last in the group: it catches what no handler above took (unknown commands,
     # and plain text in a private chat) so nothing goes unanswered.
     app.add_handler(
-        MessageHandler(filters.COMMAND | (filters.TEXT & filters.ChatType.PRIVATE), reading.unknown)
+        MessageHandler(
+            new & (filters.COMMAND | (filters.TEXT & filters.ChatType.PRIVATE)), reading.unknown
+        )
     )
     app.add_error_handler(_on_error)
 

@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from bot import cli_seed, cli_summarize
+from bot import cli_related, cli_seed, cli_summarize
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cli_seed.add_parser(subparsers)
     cli_summarize.add_parser(subparsers)
+    cli_related.add_parser(subparsers)
     return parser
 
 
@@ -53,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "summarize":
         # Summaries need no settings beyond the flags; a broken .env should not block them.
         return cli_summarize.run(args)
+    if args.command == "related" and args.db is not None:
+        # --db names the database, so a broken .env need not block reading it.
+        return cli_related.run(args, None)
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -61,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings)
     if args.command == "seed":
         return cli_seed.run(args, settings)
+    if args.command == "related":
+        return cli_related.run(args, settings.database_path)
     if args.command == "chat" or settings.bot_token is None:
         return _run_console(settings)
     return _run_bot(settings)

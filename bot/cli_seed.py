@@ -97,11 +97,13 @@ async def _seed_one(ingestor: Ingestor, target: str, progress: ProgressCallback)
             return await ingestor.ingest_url(target)
         if target == "-":
             data = await asyncio.to_thread(sys.stdin.buffer.read)
-            return await ingestor.ingest_bytes(data, origin="stdin", progress=progress)
+            return await ingestor.ingest_bytes(
+                data, origin="stdin", progress=progress, trusted=True
+            )
         path = Path(target)
         data = await asyncio.to_thread(path.read_bytes)
         return await ingestor.ingest_bytes(
-            data, filename=path.name, origin=target, progress=progress
+            data, filename=path.name, origin=target, progress=progress, trusted=True
         )
     except (IngestError, OSError) as exc:
         return IngestReport(rejected=[Rejected(target, str(exc))])

@@ -14,11 +14,18 @@ import html
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Final, Literal
 from urllib.parse import urlsplit
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    LinkPreviewOptions,
+)
+from telegram.constants import ParseMode
 
 from ingest.report import IngestReport
 from storage.models import Link, SearchHit, StoreStats, Story
@@ -49,6 +56,18 @@ COMMANDS: Final[tuple[Command, ...]] = (
     Command("story", "<id>", "one story with a longer summary and its links", "/story 12"),
     Command("related", "<id|words>", "stories related to a story or to some words", "/related 12"),
     Command("search", "<words>", "full-text search, best matches first", "/search election"),
+    Command(
+        "subscribe",
+        "[words]",
+        "get new stories here: all of them, or those with the words",
+        "/subscribe election",
+    ),
+    Command(
+        "unsubscribe", "[words|all]", "stop a subscription, or all of them", "/unsubscribe all"
+    ),
+    Command("subscriptions", "", "this chat's subscriptions and digest time", "/subscriptions"),
+    Command("digest", "<HH:MM|off>", "one digest a day at that time instead", "/digest 08:00"),
+    Command("timezone", "<zone>", "the time zone for /digest", "/timezone Europe/Berlin"),
     Command("help", "", "this help", "/help"),
     Command(
         "add",
@@ -59,6 +78,7 @@ COMMANDS: Final[tuple[Command, ...]] = (
     ),
     Command("delete", "<id>", "delete a story", "/delete 12", admin=True),
     Command("stats", "", "store size, sources, last ingest, uptime", "/stats", admin=True),
+    Command("post", "<id> <@channel>", "post a story to a channel", "/post 12 @mynews", admin=True),
 )
 
 
@@ -84,9 +104,16 @@ def reply(html_text: str, keyboard: InlineKeyboardMarkup | None = None) -> Reply
 # --- escaping and links ---------------------------------------------------------------
 
 
+# C0 controls other than tab and newline, DEL, and the bidi embeddings, overrides and
+# isolates: invisible in a story, and an unclosed U+202E flips every line after it (the
+# "#12" and the link labels too). Marks (U+200E/U+200F) and zero-width joiners stay: real
+# right-to-left text and emoji need them.
+_INVISIBLE_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+
+
 def escape(text: str) -> str:
     """Escape story text for Telegram HTML (quotes too: the text may land in an attribute)."""
-    return html.escape(text, quote=True)
+    return html.escape(_INVISIBLE_CONTROLS.sub("", text), quote=True)
 
 
 def safe_url(url: str | None) -> str | None:
@@ -307,9 +334,24 @@ def fit_query(query: str, offset: int = 10_000) -> str:
     return query.encode()[:room].decode(errors="ignore")
 
 
+# Ids and offsets are SQLite integers; a forged button must not reach the store with more.
+_MAX_NUMBER: Final = 2**63 - 1
+
+
+def _number(text: str) -> int:
+    """An ASCII decimal number within SQLite's range; ValueError for "+1", "1_0", "-1"."""
+    if not (text.isascii() and text.isdecimal()) or int(text) > _MAX_NUMBER:
+        raise ValueError(text)
+    return int(text)
+
+
 def decode_action(data: str | None) -> Action | None:
-    """The action behind callback data, None when it is not ours or malformed."""
-    if not data:
+    """The action behind callback data, None when it is not ours or malformed.
+
+    Clients can send any callback data, so this is input, not an echo of what we sent: only
+    the four reading actions exist here, and every number is checked.
+    """
+    if not data or len(data.encode(errors="replace")) > MAX_CALLBACK_BYTES:
         return None
     kind, _, rest = data.partition(":")
     try:
@@ -318,15 +360,15 @@ def decode_action(data: str | None) -> Action | None:
             if direction not in ("o", "n"):
                 return None
             return LatestNav(
-                "o" if direction == "o" else "n", clamp_latest(int(limit)), int(cursor)
+                "o" if direction == "o" else "n", clamp_latest(_number(limit)), _number(cursor)
             )
         if kind == "r":
-            return ShowRelated(int(rest))
+            return ShowRelated(_number(rest))
         if kind == "t":
-            return ShowStory(int(rest))
+            return ShowStory(_number(rest))
         if kind == "s":
             offset, _, query = rest.partition(":")
-            return SearchNav(max(int(offset), 0), query) if query else None
+            return SearchNav(_number(offset), query) if query.strip() else None
     except ValueError:
         return None
     return None
@@ -570,3 +612,102 @@ def render_stats(stats: StoreStats, uptime: timedelta) -> Reply:
 
 
 ERROR_REPLY: Final = "Sorry, something went wrong on my side. Please try again later."
+
+
+# --- reach: pushes, digests, subscriptions, inline results, channel posts -------------
+
+# A push or digest lists at most this many stories; the rest are counted in a footer.
+PUSH_MAX: Final = 10
+INLINE_RESULTS: Final = 20
+# Inline result titles and descriptions are plain text shown on one or two lines.
+INLINE_TITLE_CHARS: Final = 120
+INLINE_DESCRIPTION_CHARS: Final = 250
+SHARE_SUMMARY_CHARS: Final = 1500
+
+
+def clock_time(minute: int) -> str:
+    """Minutes after midnight as HH:MM."""
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def _more(more: int) -> str:
+    return f"…and {more} more: /latest" if more > 0 else ""
+
+
+def render_new_stories(stories: Sequence[Story], *, more: int = 0) -> Reply:
+    """Stories pushed to a subscribed chat as they arrive, newest first, one message."""
+    header = "<b>New story</b>" if len(stories) == 1 and not more else "<b>New stories</b>"
+    return reply(_fit_list(header, stories[:PUSH_MAX], escape(_more(more))))
+
+
+def render_digest(stories: Sequence[Story], *, day: date, more: int = 0) -> Reply:
+    """A chat's daily digest: the matching stories since the last one, one message."""
+    header = f"<b>Your digest</b> · {escape(day.isoformat())}"
+    return reply(_fit_list(header, stories[:PUSH_MAX], escape(_more(more))))
+
+
+def render_subscriptions(
+    queries: Sequence[str], *, timezone: str, digest_minute: int | None
+) -> Reply:
+    """A chat's subscriptions and how they are delivered."""
+    if not queries:
+        return hint(
+            "This chat has no subscriptions. Send /subscribe for every new story, or "
+            "/subscribe <words> for stories with those words."
+        )
+    lines = ["<b>Subscriptions of this chat</b>"]
+    for query in queries:
+        lines.append("• every new story" if query == "" else f"• {escape(query)}")
+    if digest_minute is None:
+        lines.append("\nNew stories arrive as they are stored. /digest HH:MM for one a day.")
+    else:
+        lines.append(
+            f"\nOne digest a day at {clock_time(digest_minute)} ({escape(timezone)}). "
+            "/digest off for stories as they arrive."
+        )
+    return reply("\n".join(lines))
+
+
+def _share_markup(story: Story) -> str:
+    """A story as someone shares it: linked title, byline, summary; no ids, no buttons."""
+    title = shorten(story.title, LIST_TITLE_CHARS) or "(untitled)"
+    lines = [f"<b>{link(title, story.url)}</b>"]
+    byline = _byline(story)
+    if byline:
+        lines.append(f"<i>{byline}</i>")
+    summary = shorten(" ".join(story.summary), SHARE_SUMMARY_CHARS)
+    if summary:
+        lines.append("\n" + escape(summary))
+    return "\n".join(lines)
+
+
+def _share_preview(story: Story) -> LinkPreviewOptions:
+    url = safe_url(story.url)
+    return PREVIEW_OFF if url is None else LinkPreviewOptions(url=url, prefer_small_media=True)
+
+
+def inline_results(stories: Sequence[Story]) -> list[InlineQueryResultArticle]:
+    """Inline-mode answers: title and description are plain text (Telegram shows them
+    as-is, so they are not HTML-escaped); the message sent is escaped HTML in one message."""
+    results: list[InlineQueryResultArticle] = []
+    for story in stories[:INLINE_RESULTS]:
+        content = InputTextMessageContent(
+            split_html(_share_markup(story))[0],
+            parse_mode=ParseMode.HTML,
+            link_preview_options=_share_preview(story),
+        )
+        description = shorten(" ".join(story.summary), INLINE_DESCRIPTION_CHARS)
+        results.append(
+            InlineQueryResultArticle(
+                id=str(story.id),
+                title=shorten(story.title, INLINE_TITLE_CHARS) or "(untitled)",
+                input_message_content=content,
+                description=description or None,
+            )
+        )
+    return results
+
+
+def render_channel_post(story: Story) -> Reply:
+    """A story posted to a channel: no ids or buttons, which mean nothing to its readers."""
+    return Reply(tuple(split_html(_share_markup(story))), None, safe_url(story.url))

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from telegram.ext import Application, CallbackContext, ExtBot
+from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
 
 from bot.settings import Settings
-from ingest.pipeline import Ingestor
-from storage.models import SearchHit, StoreStats, Story
+from ingest.pipeline import RELATED_LIMIT as STORED_RELATED
+from ingest.pipeline import Ingestor, RelatedIndexer
+from storage.models import Link, SearchHit, StoreStats, Story
 from storage.repository import StoryStore
+from storage.subscriptions import SubscriptionStore
 from summarize.similarity import salient_terms
 from summarize.summarizers import summarize
 
@@ -56,6 +59,9 @@ class Stats:
     uptime: timedelta
 
 
+IngestListener = Callable[[Sequence[int]], Awaitable[None]]
+
+
 @dataclass(slots=True)
 class Services:
     """Everything a handler needs, made once in post_init."""
@@ -63,7 +69,15 @@ class Services:
     settings: Settings
     store: StoryStore
     ingestor: Ingestor
+    subscriptions: SubscriptionStore
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Called with the ids of newly stored stories (bot.delivery pushes them to subscribers).
+    ingest_listeners: list[IngestListener] = field(default_factory=list)
+    # Computes related lists the ingest did not (bot.jobs refreshes them, /related falls back).
+    related: RelatedIndexer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.related = RelatedIndexer(self.store)
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:
@@ -78,10 +92,23 @@ class Services:
             max_story_chars=settings.max_story_chars,
             max_document_bytes=settings.max_document_bytes,
         )
-        return cls(settings=settings, store=store, ingestor=ingestor)
+        try:
+            subscriptions = await SubscriptionStore.open(store.path)
+        except BaseException:
+            await store.close()
+            raise
+        return cls(settings=settings, store=store, ingestor=ingestor, subscriptions=subscriptions)
 
     async def close(self) -> None:
+        await self.subscriptions.close()
         await self.store.close()
+
+    async def after_ingest(self, story_ids: Sequence[int]) -> None:
+        """Tell the listeners (subscription delivery) that these stories were just stored."""
+        if not story_ids:
+            return
+        for listener in self.ingest_listeners:
+            await listener(story_ids)
 
     def is_admin(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self.settings.admin_ids
@@ -111,17 +138,67 @@ class Services:
         return SearchPage(query, hits, offset, max(total, offset + len(hits)))
 
     async def related_to_story(self, story_id: int) -> Related | None:
-        """The stored stories most related to one story, or None for an unknown id."""
+        """A story's "Similar News" links, then its stored related list; None: unknown id.
+
+        Links that point at a stored story (same URL or same title) show as that story,
+        once, and that story is left out of the related list. A story whose list was never
+        computed (stored by older code, say) is ranked now and the list kept.
+        """
         story = await self.store.get(story_id)
         if story is None:
             return None
-        terms = await asyncio.to_thread(
-            salient_terms, story.title, story.cleaned_text, language=story.language
+        entries = await self.store.related_of(story.id, STORED_RELATED)
+        if not entries and await self.store.related_computed_at(story.id) is None:
+            await self.related.refresh([story.id])
+            entries = await self.store.related_of(story.id, STORED_RELATED)
+        links, linked = await self._resolve_links(story)
+        hits: list[SearchHit] = []
+        for entry in entries:
+            if entry.story.id in linked or linked.intersection(entry.copies):
+                continue
+            shown = entry.story
+            if len(entry.outlets) > 1:
+                # Other outlets' copies are folded into one entry; its byline lists them.
+                shown = replace(shown, source=", ".join(entry.outlets))
+            hits.append(SearchHit(shown, entry.score))
+            if len(hits) == RELATED_LIMIT:
+                break
+        return Related(replace(story, links=links), hits)
+
+    async def _resolve_links(self, story: Story) -> tuple[tuple[Link, ...], set[int]]:
+        """The story's links, those naming a stored story shown as it (each once)."""
+        if not story.links:
+            return (), set()
+        by_url, by_title = await self.store.match_links(
+            [link.url for link in story.links if link.url],
+            [link.title for link in story.links],
         )
-        hits = (
-            await self.store.search_any(terms, RELATED_LIMIT, exclude_id=story.id) if terms else []
-        )
-        return Related(story, hits)
+
+        def stored_id(link: Link) -> int | None:
+            url = (link.url or "").strip()
+            title = " ".join(link.title.split()).casefold()
+            return link.story_id or by_url.get(url) or by_title.get(title)
+
+        found = [stored_id(link) for link in story.links]
+        stories = await self.store.get_many(i for i in found if i is not None)
+        links: list[Link] = []
+        linked: set[int] = set()
+        for link, target_id in zip(story.links, found, strict=True):
+            target = stories.get(target_id) if target_id is not None else None
+            if target is None:
+                links.append(replace(link, story_id=None))
+            elif target.id != story.id and target.id not in linked:
+                linked.add(target.id)
+                links.append(
+                    Link(
+                        title=target.title,
+                        snippet=link.snippet,
+                        url=target.url or link.url,
+                        outlet=target.source or link.outlet,
+                        story_id=target.id,
+                    )
+                )
+        return tuple(links), linked
 
     async def related_to_words(self, words: str) -> list[SearchHit]:
         """Stories matching any of the words, best first."""
@@ -180,4 +257,6 @@ class NewsContext(CallbackContext[ExtBot[Any], dict[Any, Any], dict[Any, Any], B
         return self.bot_data.services
 
 
-NewsApp = Application[ExtBot[Any], NewsContext, dict[Any, Any], dict[Any, Any], BotData, None]
+NewsApp = Application[
+    ExtBot[Any], NewsContext, dict[Any, Any], dict[Any, Any], BotData, JobQueue[NewsContext]
+]

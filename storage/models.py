@@ -33,6 +33,10 @@ class NewStory:
     language: str = "english"
     published_at: datetime | None = None
     links: tuple[Link, ...] = ()
+    # summarize.related.DocFeatures as JSON text (computed in the ingest pool), and the
+    # version of the code that computed them; None: computed later, by the refresh job.
+    features: str | None = None
+    features_version: int = 0
 
     @property
     def sentence_count(self) -> int:
@@ -79,3 +83,42 @@ class StoreStats:
     links: int
     last_ingest: datetime | None
     database_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFeatures:
+    """A story's relatedness features as stored: JSON text and the version that wrote it."""
+
+    story_id: int
+    version: int
+    features: str
+    related_at: datetime | None = None  # when its related list was last computed
+
+
+@dataclass(frozen=True, slots=True)
+class RelatedRow:
+    """One entry of a story's precomputed related list, as written."""
+
+    related_id: int
+    score: float
+    copies: tuple[int, ...] = ()  # other outlets' copies folded into this entry
+    outlets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RelatedStory:
+    """One entry of a story's stored related list, read back with the related story."""
+
+    story: Story
+    score: float
+    rank: int
+    copies: tuple[int, ...] = ()  # only copies still stored
+    outlets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusCounts:
+    """Document frequencies of some feature keys, and how many stories have features."""
+
+    docs: int
+    df: dict[str, int]

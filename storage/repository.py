@@ -12,7 +12,15 @@ import asyncio
 import functools
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +31,18 @@ import aiosqlite
 
 from storage import fts
 from storage.errors import QueryError, StoreError, UnknownStoryError
-from storage.models import AddResult, Link, NewStory, SearchHit, StoreStats, Story
+from storage.models import (
+    AddResult,
+    CorpusCounts,
+    Link,
+    NewStory,
+    RelatedRow,
+    RelatedStory,
+    SearchHit,
+    StoredFeatures,
+    StoreStats,
+    Story,
+)
 from storage.schema import migrate, rollback
 
 __all__ = ["RANK_WINDOW", "SEARCH_COUNT_CAP", "StoryStore"]
@@ -115,6 +134,30 @@ _INSERT_LINK: Final = """
     VALUES (?, ?, ?, ?, ?, ?, coalesce(
         (SELECT id FROM stories WHERE id = ?),
         (SELECT id FROM stories WHERE url = ? AND id != ?)))
+"""
+
+_INSERT_FEATURES: Final = """
+    INSERT INTO story_features (story_id, version, features) VALUES (?, ?, ?)
+"""
+
+# Skips stories deleted meanwhile; an update fires the trigger that moves the frequencies.
+_PUT_FEATURES: Final = """
+    INSERT INTO story_features (story_id, version, features)
+    SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM stories WHERE id = ?1)
+    ON CONFLICT (story_id) DO UPDATE SET version = excluded.version, features = excluded.features
+"""
+
+# Rows pointing at a story deleted since the list was ranked are skipped, not a failure.
+_INSERT_RELATED: Final = """
+    INSERT INTO related (story_id, rank, related_id, score, copies, outlets)
+    SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM stories WHERE id = ?3)
+"""
+
+# Copies deleted since the list was ranked are dropped on the way out.
+_RELATED_COLUMNS: Final = """
+    r.rank, r.score, r.outlets,
+    (SELECT json_group_array(c.value) FROM json_each(r.copies) AS c
+      WHERE EXISTS (SELECT 1 FROM stories WHERE id = c.value)) AS copies
 """
 
 _FIND_DUPLICATE: Final = """
@@ -357,6 +400,10 @@ class StoryStore:
                     continue
                 story_id = int(inserted[0][0])
                 results.append(AddResult(story_id=story_id, created=True))
+                if story.features is not None:
+                    await conn.execute(
+                        _INSERT_FEATURES, (story_id, story.features_version, story.features)
+                    )
                 for position, link in enumerate(story.links):
                     link_url = _clean_url(link.url)
                     link_rows.append(
@@ -391,6 +438,47 @@ class StoryStore:
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
+            )
+
+    @_translate_errors
+    async def put_features(self, rows: Sequence[StoredFeatures]) -> None:
+        """Store (or replace) stories' features; stories deleted meanwhile are skipped."""
+        if not rows:
+            return
+        async with self._transaction() as conn:
+            await conn.executemany(
+                _PUT_FEATURES, [(row.story_id, row.version, row.features) for row in rows]
+            )
+
+    @_translate_errors
+    async def replace_related(self, lists: Mapping[int, Sequence[RelatedRow]]) -> None:
+        """Replace the related lists of some stories (best first), in one transaction.
+
+        Also records when each list was computed. Entries pointing at stories deleted
+        meanwhile are dropped; a deleted story's own list is simply not written.
+        """
+        if not lists:
+            return
+        now = _to_micros(self._clock())
+        rows = [
+            (
+                story_id,
+                rank,
+                row.related_id,
+                row.score,
+                json.dumps(list(row.copies)),
+                json.dumps(list(row.outlets), ensure_ascii=False),
+            )
+            for story_id, entries in lists.items()
+            for rank, row in enumerate(entries, start=1)
+        ]
+        ids = [(story_id,) for story_id in lists]
+        async with self._transaction() as conn:
+            await conn.executemany("DELETE FROM related WHERE story_id = ?", ids)
+            await conn.executemany(_INSERT_RELATED, rows)
+            await conn.executemany(
+                "UPDATE story_features SET related_at = ? WHERE story_id = ?",
+                [(now, story_id) for story_id in lists],
             )
 
     # -- reads ---------------------------------------------------------------------------
@@ -536,3 +624,195 @@ class StoryStore:
         """The value stored under key, or None."""
         rows = await self._read("SELECT value FROM meta WHERE key = ?", (key,))
         return str(rows[0][0]) if rows else None
+
+    # -- related stories -----------------------------------------------------------------
+
+    @_translate_errors
+    async def search_any_ids(
+        self, terms: Sequence[str], limit: int = 50, *, exclude_id: int | None = None
+    ) -> list[int]:
+        """Ids of search_any()'s hits, best first, without reading the stories."""
+        self._check_limit(limit)
+        words = fts.tokenize(" ".join(terms))[: fts.MAX_TERMS]
+        if not words:
+            return []
+        rows = await self._read(
+            f"""
+            SELECT id FROM (
+                SELECT rowid AS id, bm25(stories_fts, {_TITLE_WEIGHT}, {_TEXT_WEIGHT}) AS rank
+                  FROM stories_fts
+                 WHERE stories_fts MATCH ? AND rowid IS NOT ?
+                 ORDER BY rowid DESC
+                 LIMIT ?)
+             ORDER BY rank, id DESC LIMIT ?
+            """,
+            (fts.any_of(words), exclude_id, RANK_WINDOW, limit),
+        )
+        return [int(row[0]) for row in rows]
+
+    @_translate_errors
+    async def get_many(self, story_ids: Iterable[int]) -> dict[int, Story]:
+        """The stories with these ids that exist, by id, read in one query."""
+        ids = list(dict.fromkeys(story_ids))
+        if not ids:
+            return {}
+        stories = await self._stories(
+            f"SELECT {_STORY_COLUMNS} FROM stories AS s "
+            "WHERE s.id IN (SELECT value FROM json_each(?))",
+            (json.dumps(ids),),
+        )
+        return {story.id: story for story in stories}
+
+    @_translate_errors
+    async def features_of(self, story_ids: Iterable[int]) -> dict[int, StoredFeatures]:
+        """Stored features of these stories (those that have any), in one query."""
+        ids = list(dict.fromkeys(story_ids))
+        if not ids:
+            return {}
+        rows = await self._read(
+            "SELECT story_id, version, features, related_at FROM story_features "
+            "WHERE story_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(ids),),
+        )
+        return {
+            int(row[0]): StoredFeatures(
+                story_id=int(row[0]),
+                version=int(row[1]),
+                features=str(row[2]),
+                related_at=None if row[3] is None else _from_micros(int(row[3])),
+            )
+            for row in rows
+        }
+
+    @_translate_errors
+    async def missing_features(self, version: int, limit: int) -> list[int]:
+        """Newest stories whose features are missing or were written by another version."""
+        self._check_limit(limit)
+        rows = await self._read(
+            """
+            SELECT s.id FROM stories AS s
+              LEFT JOIN story_features AS f ON f.story_id = s.id
+             WHERE f.story_id IS NULL OR f.version != ?
+             ORDER BY s.id DESC LIMIT ?
+            """,
+            (version, limit),
+        )
+        return [int(row[0]) for row in rows]
+
+    @_translate_errors
+    async def corpus_counts(self, keys: Iterable[str]) -> CorpusCounts:
+        """Document frequencies of these feature keys, and the number of stories counted."""
+        wanted = list(dict.fromkeys(keys))
+        docs = await self._read("SELECT value FROM counters WHERE name = 'feature_docs'")
+        if not wanted:
+            return CorpusCounts(int(docs[0][0]), {})
+        rows = await self._read(
+            "SELECT term, df FROM term_df WHERE term IN (SELECT value FROM json_each(?))",
+            (json.dumps(wanted, ensure_ascii=False),),
+        )
+        return CorpusCounts(int(docs[0][0]), {str(term): int(df) for term, df in rows})
+
+    @_translate_errors
+    async def recent_ids(
+        self, since: datetime, limit: int, *, stale_before: datetime | None = None
+    ) -> list[int]:
+        """Stories ingested at or after `since` whose related list is older than
+        `stale_before` (or missing), least recently computed first, at most `limit`."""
+        self._check_limit(limit)
+        stale = None if stale_before is None else _to_micros(stale_before)
+        rows = await self._read(
+            """
+            SELECT s.id FROM stories AS s
+              LEFT JOIN story_features AS f ON f.story_id = s.id
+             WHERE s.ingested_at >= ?1
+               AND (?2 IS NULL OR f.related_at IS NULL OR f.related_at < ?2)
+             ORDER BY coalesce(f.related_at, 0), s.id DESC
+             LIMIT ?3
+            """,
+            (_to_micros(since), stale, limit),
+        )
+        return [int(row[0]) for row in rows]
+
+    @_translate_errors
+    async def related_rows(self, story_ids: Iterable[int]) -> dict[int, list[RelatedRow]]:
+        """The stored related lists of these stories, best first, without the stories."""
+        ids = list(dict.fromkeys(story_ids))
+        if not ids:
+            return {}
+        rows = await self._read(
+            f"""
+            SELECT r.story_id, r.related_id, {_RELATED_COLUMNS} FROM related AS r
+             WHERE r.story_id IN (SELECT value FROM json_each(?))
+             ORDER BY r.story_id, r.rank
+            """,
+            (json.dumps(ids),),
+        )
+        lists: dict[int, list[RelatedRow]] = {}
+        for story_id, related_id, _rank, score, outlets, copies in rows:
+            lists.setdefault(int(story_id), []).append(
+                RelatedRow(
+                    related_id=int(related_id),
+                    score=float(score),
+                    copies=tuple(int(c) for c in json.loads(copies or "[]")),
+                    outlets=tuple(json.loads(outlets)),
+                )
+            )
+        return lists
+
+    @_translate_errors
+    async def related_of(self, story_id: int, limit: int = 10) -> list[RelatedStory]:
+        """A story's stored related list, best first, with the related stories."""
+        self._check_limit(limit)
+        rows = await self._read(
+            f"""
+            SELECT {_STORY_COLUMNS}, {_RELATED_COLUMNS}
+              FROM related AS r JOIN stories AS s ON s.id = r.related_id
+             WHERE r.story_id = ?
+             ORDER BY r.rank LIMIT ?
+            """,
+            (story_id, limit),
+        )
+        n = _STORY_COLUMN_COUNT
+        return [
+            RelatedStory(
+                story=_story_from_row(row),
+                rank=int(row[n]),
+                score=float(row[n + 1]),
+                outlets=tuple(json.loads(row[n + 2])),
+                copies=tuple(int(c) for c in json.loads(row[n + 3] or "[]")),
+            )
+            for row in rows
+        ]
+
+    @_translate_errors
+    async def related_computed_at(self, story_id: int) -> datetime | None:
+        """When the story's related list was last computed; None if never."""
+        rows = await self._read(
+            "SELECT related_at FROM story_features WHERE story_id = ?", (story_id,)
+        )
+        return None if not rows or rows[0][0] is None else _from_micros(int(rows[0][0]))
+
+    @_translate_errors
+    async def match_links(
+        self, urls: Iterable[str], titles: Iterable[str]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """Stored story ids by URL, and by title (case-folded keys), for some links."""
+        url_list = [u for u in dict.fromkeys(_clean_url(u) for u in urls) if u]
+        title_list = [t for t in dict.fromkeys(" ".join(t.split()) for t in titles) if t]
+        by_url: dict[str, int] = {}
+        by_title: dict[str, int] = {}
+        if url_list:
+            rows = await self._read(
+                "SELECT url, id FROM stories WHERE url IN (SELECT value FROM json_each(?))",
+                (json.dumps(url_list, ensure_ascii=False),),
+            )
+            by_url = {str(url): int(found) for url, found in rows}
+        if title_list:
+            # The oldest story wins a shared title: it is the one the others were copied from.
+            rows = await self._read(
+                "SELECT title, min(id) FROM stories WHERE title COLLATE NOCASE IN "
+                "(SELECT value FROM json_each(?)) GROUP BY title COLLATE NOCASE",
+                (json.dumps(title_list, ensure_ascii=False),),
+            )
+            by_title = {str(title).casefold(): int(found) for title, found in rows}
+        return by_url, by_title

@@ -154,7 +154,130 @@ _V1 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+_FEATURE_KEYS = """
+    SELECT key FROM json_each({row}.features, '$.terms')
+    UNION ALL
+    SELECT key FROM json_each({row}.features, '$.entities')
+"""
+
+
+def _df_add(row: str) -> str:
+    # "WHERE true" keeps the parser from reading ON CONFLICT as a join constraint.
+    return (
+        f"INSERT INTO term_df (term, df) SELECT key, 1 FROM ({_FEATURE_KEYS.format(row=row)}) "
+        "WHERE true ON CONFLICT (term) DO UPDATE SET df = df + 1;"
+    )
+
+
+def _df_remove(row: str) -> str:
+    keys = _FEATURE_KEYS.format(row=row)
+    return (
+        f"UPDATE term_df SET df = df - 1 WHERE term IN ({keys});\n"
+        f"DELETE FROM term_df WHERE df <= 0 AND term IN ({keys});"
+    )
+
+
+_V2 = Migration(
+    version=2,
+    description="related stories: per-story features, document frequencies, related lists",
+    statements=(
+        # Features (summarize.related.DocFeatures as JSON, without the key) of each story.
+        # Stories stored by version-1 code have no row until the refresh job computes one.
+        # related_at: when the story's related list was last computed (NULL: never).
+        """
+        CREATE TABLE story_features (
+            story_id   INTEGER PRIMARY KEY REFERENCES stories (id) ON DELETE CASCADE,
+            version    INTEGER NOT NULL,
+            features   TEXT    NOT NULL CHECK (json_valid(features)),
+            related_at INTEGER
+        )
+        """,
+        # Document frequency of every term and entity key over the stories with features,
+        # kept by the triggers below, so IDF needs one indexed lookup per key at any size.
+        """
+        CREATE TABLE term_df (
+            term TEXT    PRIMARY KEY,
+            df   INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """,
+        "INSERT INTO counters (name, value) VALUES ('feature_docs', 0)",
+        f"""
+        CREATE TRIGGER story_features_insert AFTER INSERT ON story_features BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'feature_docs';
+            {_df_add("new")}
+        END
+        """,
+        # Also fires on the cascade when a story is deleted.
+        f"""
+        CREATE TRIGGER story_features_delete AFTER DELETE ON story_features BEGIN
+            UPDATE counters SET value = value - 1 WHERE name = 'feature_docs';
+            {_df_remove("old")}
+        END
+        """,
+        f"""
+        CREATE TRIGGER story_features_update AFTER UPDATE OF features ON story_features BEGIN
+            {_df_remove("old")}
+            {_df_add("new")}
+        END
+        """,
+        # A story's precomputed related list, best first. copies: ids of other outlets'
+        # copies folded into the entry; outlets: their outlets, the entry's own first.
+        """
+        CREATE TABLE related (
+            story_id   INTEGER NOT NULL REFERENCES stories (id) ON DELETE CASCADE,
+            rank       INTEGER NOT NULL,
+            related_id INTEGER NOT NULL REFERENCES stories (id) ON DELETE CASCADE,
+            score      REAL    NOT NULL,
+            copies     TEXT    NOT NULL DEFAULT '[]' CHECK (json_valid(copies)),
+            outlets    TEXT    NOT NULL DEFAULT '[]' CHECK (json_valid(outlets)),
+            PRIMARY KEY (story_id, rank)
+        ) WITHOUT ROWID
+        """,
+        # Deleting a story must not scan every list for rows pointing at it.
+        "CREATE INDEX related_related_id ON related (related_id)",
+        # The refresh job's "stories ingested in the last days".
+        "CREATE INDEX stories_ingested ON stories (ingested_at)",
+        # /related matches "Similar News" items to stored stories by title.
+        "CREATE INDEX stories_title ON stories (title COLLATE NOCASE)",
+    ),
+)
+
+_V3 = Migration(
+    version=3,
+    description="reach: chats (time zone, daily digest), subscriptions",
+    statements=(
+        # digest_minute: the daily digest time, minutes after local midnight; NULL: new
+        # stories are pushed as they arrive instead. digest_after: a story id; the next
+        # digest holds the matching stories after it. last_digest_on: the chat's local date
+        # of its last digest, YYYY-MM-DD (sorts as text).
+        """
+        CREATE TABLE chats (
+            chat_id        INTEGER PRIMARY KEY,
+            timezone       TEXT    NOT NULL DEFAULT 'UTC',
+            digest_minute  INTEGER CHECK (digest_minute BETWEEN 0 AND 1439),
+            digest_after   INTEGER NOT NULL DEFAULT 0,
+            last_digest_on TEXT,
+            created_at     INTEGER NOT NULL
+        )
+        """,
+        # The digest job asks, per time zone, for the chats whose time has come.
+        """
+        CREATE INDEX chats_digest ON chats (timezone, digest_minute)
+        WHERE digest_minute IS NOT NULL
+        """,
+        # query: '' for every new story, else lower-case words that must all match.
+        """
+        CREATE TABLE subscriptions (
+            chat_id    INTEGER NOT NULL REFERENCES chats (chat_id) ON DELETE CASCADE,
+            query      TEXT    NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (chat_id, query)
+        ) WITHOUT ROWID
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
 HEAD_VERSION = MIGRATIONS[-1].version
 
 

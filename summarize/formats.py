@@ -34,9 +34,11 @@ import logging
 import re
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
+from itertools import chain
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -93,7 +95,47 @@ def parse_document(data: bytes | str, *, filename: str | None = None) -> ParseRe
         # so a parser bug is still visible.
         logger.exception("parsing %s failed", filename or "input")
         result.problems.append(ParseProblem("input", "could not be parsed (see the log)"))
+    result.stories[:] = [_storable(story) for story in result.stories]
     return result
+
+
+# JSON's "\ud800" escapes decode to lone surrogates, which no UTF-8 store or API accepts: left
+# in, one such record would fail the whole batch it is stored with.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _scrub(value: str) -> str:
+    return _SURROGATE.sub("\ufffd", value)
+
+
+def _scrub_optional(value: str | None) -> str | None:
+    return None if value is None else _scrub(value)
+
+
+def _storable(story: ParsedStory) -> ParsedStory:
+    """The story with every lone surrogate replaced by U+FFFD."""
+    fields = (story.title, story.text, story.url, story.source, story.language)
+    items = [(item.title, item.snippet, item.url, item.outlet) for item in story.related]
+    if not any(_SURROGATE.search(value or "") for value in chain(fields, *items)):
+        return story
+    return replace(
+        story,
+        title=_scrub(story.title),
+        text=_scrub(story.text),
+        url=_scrub_optional(story.url),
+        source=_scrub_optional(story.source),
+        language=_scrub(story.language),
+        related=tuple(
+            replace(
+                item,
+                title=_scrub(item.title),
+                snippet=_scrub(item.snippet),
+                url=_scrub_optional(item.url),
+                outlet=_scrub_optional(item.outlet),
+            )
+            for item in story.related
+        ),
+    )
 
 
 # --- decoding -------------------------------------------------------------------------------

@@ -114,7 +114,12 @@ def lexrank_scores(
     change = 1.0
     while change > epsilon:
         following = transposed @ vector
-        following /= np.linalg.norm(following)
+        norm = np.linalg.norm(following)
+        if norm == 0:
+            # No sentence has a term (digits and stop words only): all tie, as in sumy,
+            # instead of dividing by zero into NaN scores.
+            return np.zeros(count)
+        following /= norm
         change = float(np.linalg.norm(following - vector))
         vector = following
     return vector

@@ -102,16 +102,24 @@ class CorpusStats:
 
     docs: int = 0
     df: dict[str, int] = field(default_factory=dict)
+    # idf values and candidate vectors already worked out: ranking a batch of stories meets
+    # the same words and the same candidates again and again. Both depend only on the counts.
+    _idf: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+    _prepared: dict[int | str, _Prepared] = field(default_factory=dict, repr=False, compare=False)
 
     def add(self, features: DocFeatures) -> None:
         """Count one stored story."""
         self.docs += 1
+        self._idf.clear()
+        self._prepared.clear()
         for key in features.vocabulary():
             self.df[key] = self.df.get(key, 0) + 1
 
     def remove(self, features: DocFeatures) -> None:
         """Forget one story counted before (when the store deletes it)."""
         self.docs = max(0, self.docs - 1)
+        self._idf.clear()
+        self._prepared.clear()
         for key in features.vocabulary():
             left = self.df.get(key, 0) - 1
             if left > 0:
@@ -121,7 +129,17 @@ class CorpusStats:
 
     def idf(self, key: str) -> float:
         """Smoothed inverse document frequency; unseen keys count as seen once."""
-        return math.log((1 + self.docs) / (1 + self.df.get(key, 0))) + 1.0
+        value = self._idf.get(key)
+        if value is None:
+            value = self._idf[key] = math.log((1 + self.docs) / (1 + self.df.get(key, 0))) + 1.0
+        return value
+
+    def prepared(self, features: DocFeatures) -> _Prepared:
+        """A story's weighted vectors under these counts, worked out once per story."""
+        cached = self._prepared.get(features.key)
+        if cached is None or cached.features is not features:
+            cached = self._prepared[features.key] = _prepare(features, self.idf)
+        return cached
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict; `from_json` reads it back."""
@@ -308,6 +326,7 @@ def rank_related(
     stats: CorpusStats | None = None,
     weights: Weights = DEFAULT_WEIGHTS,
     fold_copies: bool = True,
+    min_score: float = -math.inf,
 ) -> list[RelatedHit]:
     """The candidates most likely about the same event as `query`, best first.
 
@@ -320,17 +339,8 @@ def rank_related(
         return []
     pool = [c for c in candidates if c.key != query.key]
     corpus = stats if stats is not None else CorpusStats.of([query, *pool])
-    known: dict[str, float] = {}
-
-    def idf(key: str) -> float:
-        # Memoised: the same words recur across candidates and each lookup takes a log.
-        value = known.get(key)
-        if value is None:
-            value = known[key] = corpus.idf(key)
-        return value
-
-    q = _prepare(query, idf)
-    prepared = [_prepare(c, idf) for c in pool]
+    q = corpus.prepared(query)
+    prepared = [corpus.prepared(c) for c in pool]
     evidence = [_evidence(q, c, weights) for c in prepared]
     scores = [_dot(q.terms, c.terms) + e for c, e in zip(prepared, evidence, strict=True)]
 
@@ -343,7 +353,8 @@ def rank_related(
         expanded = _normalised(expanded)
         scores = [_dot(expanded, c.terms) + e for c, e in zip(prepared, evidence, strict=True)]
 
-    order = _order(prepared, scores)
+    # Folding copies compares every pair of hits; hits under the floor are never shown.
+    order = [i for i in _order(prepared, scores) if scores[i] >= min_score]
     return _select(
         q, [prepared[i] for i in order], [scores[i] for i in order], limit, weights, fold_copies
     )

@@ -7,6 +7,7 @@ are stored at ingest and compared with ones computed months later.
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 from collections import Counter
 from functools import cache, lru_cache
@@ -232,4 +233,6 @@ def minhash_similarity(left: tuple[int, ...], right: tuple[int, ...]) -> float:
     """Estimated Jaccard similarity of two signatures' shingle sets (0 if either is empty)."""
     if not left or len(left) != len(right):
         return 0.0
-    return sum(a == b for a, b in zip(left, right, strict=True)) / len(left)
+    # map(eq) keeps the comparison loop in C; copy folding calls this for every pair.
+    same: int = sum(map(operator.eq, left, right))
+    return same / len(left)

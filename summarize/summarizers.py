@@ -6,9 +6,12 @@ sentences (ours, with the news fixes) and differ only in how they choose.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from functools import cache
 from typing import Any, Final, Protocol
+
+import numpy as np
 
 from summarize.clean import clean_text
 from summarize.errors import TextError
@@ -126,7 +129,17 @@ class SumySummarizer:
             ranked.extend(info.order for info in infos[:count])
             return infos[:count]
 
-        self._build(document, language)(document, take)
+        # Degenerate texts (no sentence shares a word with another) make sumy's LexRank divide
+        # zero by zero; the NaN ratings then order arbitrarily, which is all such a text
+        # deserves. errstate is per thread, and summaries run in threads.
+        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+            # LSA warns when a text has fewer distinct words than sentences, then ranks them
+            # anyway; the ranking (or its absence) is what we act on. Narrow on purpose: the
+            # filter is process-wide while it lasts.
+            warnings.filterwarnings(
+                "ignore", message="Number of words", category=UserWarning, module="sumy"
+            )
+            self._build(document, language)(document, take)
         return ranked
 
 
@@ -219,6 +232,10 @@ def summarize_sentences(
     # With a budget we need the ranking beyond `count`: shorter sentences may fill the room.
     wanted = len(usable) if max_chars is not None else count
     ranked = summarizer.select(usable, wanted, language)
+    # A summarizer may rank fewer sentences than asked (sumy's LSA ranks none when every
+    # word is a stop word): the rest follow in document order, so a summary is never empty.
+    picked = set(ranked)
+    ranked = [*ranked, *(index for index in range(len(usable)) if index not in picked)]
     chosen: list[int] = []
     used = -1
     for index in ranked:

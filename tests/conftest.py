@@ -129,3 +129,13 @@ def seed(services: Services, new_story: NewStoryFactory) -> Seed:
         return ids
 
     return add
+
+
+async def until_fetched(api: FakeBotAPI, update_id: int) -> None:
+    """Wait until the bot has confirmed `update_id` to the server, i.e. queued it.
+
+    Leaving the app's `async with` after this processes every queued update first
+    (Application.stop drains the queue and awaits the handler tasks), which is how a test
+    checks that something did NOT happen without sleeping.
+    """
+    await api.until_confirmed(update_id)

@@ -1,8 +1,9 @@
 """A fake Telegram Bot API server on 127.0.0.1 for driving the real bot over real HTTP.
 
 It answers the methods the bot uses, rejects what Telegram rejects (bad HTML entities,
-texts over 4096, callback data over 64 bytes), can answer 429 on demand, and records every
-request so a test can await "the next sendMessage to chat X" without sleeping.
+texts over 4096, callback data over 64 bytes), can fail on demand (429, 5xx, a request
+held past the client's timeout, a dropped connection, an update delivered twice), and
+records every request so a test can await "the next sendMessage to chat X" without sleeping.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -35,12 +36,22 @@ _ALLOWED_TAGS = frozenset(
 )  # fmt: skip
 _ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#[0-9]{1,7}|#x[0-9a-fA-F]{1,6});")
 _NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
-_JSON_FIELDS = frozenset({"reply_markup", "link_preview_options", "commands", "allowed_updates"})
+_JSON_FIELDS = frozenset(
+    {"reply_markup", "link_preview_options", "commands", "allowed_updates", "results"}
+)
 _INT_FIELDS = frozenset({"chat_id", "message_id", "offset", "timeout", "limit"})
 
 
 class BadRequest(Exception):
     """Answered as HTTP 400 with Telegram's description."""
+
+
+class Forbidden(Exception):
+    """Answered as HTTP 403 with Telegram's description."""
+
+
+BLOCKED = "Forbidden: bot was blocked by the user"
+MAX_INLINE_RESULTS = 50
 
 
 def utf16_len(text: str) -> int:
@@ -167,6 +178,7 @@ class Call:
 class StoredFile:
     data: bytes
     file_path: str
+    size: int
 
 
 @dataclass(slots=True)
@@ -176,12 +188,29 @@ class _Failure:
     times: int
 
 
+FaultKind = Literal["status", "hang", "drop"]
+
+
+@dataclass(slots=True)
+class _Fault:
+    method: str
+    kind: FaultKind
+    status: int
+    times: int
+
+
 @dataclass
 class FakeBotAPI:
     token: str = "123:ABC"
     bot_username: str = "newsbot_test_bot"
     calls: list[Call] = field(default_factory=list)
     downloads: list[str] = field(default_factory=list)
+    # chat id -> the 403 description sendMessage answers there (see block()).
+    blocked: dict[int, str] = field(default_factory=dict)
+    # "@username" (lower case) -> chat id of channels that exist (see add_channel()).
+    channels: dict[str, int] = field(default_factory=dict)
+    # chat id -> ids of its administrators, for getChatMember.
+    chat_admins: dict[int, set[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._updates: list[JSON] = []
@@ -193,6 +222,10 @@ class FakeBotAPI:
         self._chats: dict[int, JSON] = {}
         self._files: dict[str, StoredFile] = {}
         self._failures: list[_Failure] = []
+        self._faults: list[_Fault] = []
+        self._confirmed = 0  # the highest getUpdates offset seen: updates below are done
+        self._repeat: list[JSON] = []
+        self._duplicate_batches = 0
         self._consumed: set[int] = set()
         self._changed = asyncio.Condition()
         self._new_update = asyncio.Event()
@@ -210,7 +243,9 @@ class FakeBotAPI:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle_method)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_download)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        # No access log: it is Telegram's side, and its URLs carry the token, which would make
+        # every "the token is never logged" check fail on a log the bot never wrote.
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -230,16 +265,57 @@ class FakeBotAPI:
         """Answer the next `times` calls of `method` with 429 Too Many Requests."""
         self._failures.append(_Failure(method, retry_after, times))
 
-    def add_file(self, data: bytes, file_name: str, *, file_size: int | None = None) -> JSON:
-        """Store a file; returns the Document the update should carry."""
+    def fault_next(
+        self, method: str, kind: FaultKind, *, status: int = 500, times: int = 1
+    ) -> None:
+        """Fail the next `times` calls of `method` before handling them (nothing is sent).
+
+        "status": answer `status` (500, 502...) with Telegram's error body; "hang": hold the
+        request until the server closes, past any client read timeout; "drop": close the
+        connection without an answer. Each is recorded as a failed Call when it happens.
+        """
+        self._faults.append(_Fault(method, kind, status, times))
+
+    def deliver_again(self, update_id: int) -> None:
+        """Serve an update that was already confirmed once more, at the next getUpdates."""
+        delivered = next(
+            (u for call in self.of("getUpdates") if call.ok for u in call.result or []
+             if u["update_id"] == update_id),
+            None,
+        )  # fmt: skip
+        assert delivered is not None, f"update {update_id} was never delivered"
+        self._repeat.append(delivered)
+        self._new_update.set()
+
+    def duplicate_next_batch(self) -> None:
+        """The next non-empty getUpdates answer lists every update twice."""
+        self._duplicate_batches += 1
+
+    def add_file(
+        self,
+        data: bytes,
+        file_name: str,
+        *,
+        file_size: int | None = None,
+        size_in_message: bool = True,
+    ) -> JSON:
+        """Store a file; returns the Document the update should carry.
+
+        `file_size` is the size Telegram reports (in the message and from getFile) without
+        making the test hold that many bytes; `size_in_message=False` leaves it out of the
+        message, as Telegram may.
+        """
         file_id = f"file{next(self._file_ids)}"
-        self._files[file_id] = StoredFile(data, f"documents/{file_id}_{file_name}")
-        return {
+        size = len(data) if file_size is None else file_size
+        self._files[file_id] = StoredFile(data, f"documents/{file_id}_{file_name}", size)
+        document: JSON = {
             "file_id": file_id,
             "file_unique_id": f"u{file_id}",
             "file_name": file_name,
-            "file_size": len(data) if file_size is None else file_size,
         }
+        if size_in_message:
+            document["file_size"] = size
+        return document
 
     def push_update(self, update: JSON) -> int:
         update_id = next(self._update_ids)
@@ -271,12 +347,42 @@ class FakeBotAPI:
         caption: str | None = None,
     ) -> int:
         """Queue a message from a user; a leading /command gets its bot_command entity."""
+        message = self.message(
+            text,
+            user_id=user_id,
+            chat_id=chat_id,
+            chat_type=chat_type,
+            reply_to=reply_to,
+            document=document,
+            caption=caption,
+        )
+        return self.push_update({"message": message})
+
+    def message(
+        self,
+        text: str | None = None,
+        *,
+        user_id: int | None,
+        chat_id: int | None = None,
+        chat_type: str = "private",
+        reply_to: JSON | None = None,
+        document: JSON | None = None,
+        caption: str | None = None,
+    ) -> JSON:
+        """A Message as Telegram sends it, to wrap in any update type (edits, channel posts).
+
+        `user_id=None` leaves out "from", as in a channel post.
+        """
+        if chat_id is None:
+            assert user_id is not None, "a message without a sender needs a chat_id"
+            chat_id = user_id
         message: JSON = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
-            "chat": self._chat(chat_id if chat_id is not None else user_id, chat_type),
-            "from": self.user(user_id),
+            "chat": self._chat(chat_id, chat_type),
         }
+        if user_id is not None:
+            message["from"] = self.user(user_id)
         if text is not None:
             message["text"] = text
             if text.startswith("/"):
@@ -290,7 +396,25 @@ class FakeBotAPI:
             message["document"] = document
         if caption is not None:
             message["caption"] = caption
-        return self.push_update({"message": message})
+        return message
+
+    def block(self, chat_id: int, description: str = BLOCKED) -> None:
+        """From now on sendMessage to this chat answers 403 (the user blocked the bot)."""
+        self.blocked[chat_id] = description
+
+    def add_channel(self, username: str, chat_id: int, *, can_post: bool = True) -> None:
+        """A channel reachable as @username; without can_post the bot is not an admin there."""
+        self.channels[username.lower()] = chat_id
+        self._chat(chat_id, "channel")
+        if not can_post:
+            self.block(chat_id, "Forbidden: bot is not a member of the channel chat")
+
+    def push_inline_query(self, query: str, *, user_id: int, offset: str = "") -> str:
+        """Queue an inline query (@bot words); returns its id for answerInlineQuery."""
+        query_id = f"iq{next(self._callback_ids)}"
+        inline = {"id": query_id, "from": self.user(user_id), "query": query, "offset": offset}
+        self.push_update({"inline_query": inline})
+        return query_id
 
     def push_callback(self, message: JSON, data: str, *, user_id: int) -> int:
         """Queue a button press on a message the bot sent (a Call's result)."""
@@ -338,6 +462,14 @@ class FakeBotAPI:
         self._consumed.add(found.index)
         return found
 
+    async def until_confirmed(self, update_id: int) -> None:
+        """Wait until the bot confirms `update_id` (asks getUpdates for a later offset).
+
+        Noted when the request arrives, not when its long poll ends.
+        """
+        async with asyncio.timeout(WAIT_LIMIT), self._changed:
+            await self._changed.wait_for(lambda: self._confirmed > update_id)
+
     async def reply_to(self, chat_id: int) -> Call:
         """The next message the bot sends to a chat."""
         return await self.next_call("sendMessage", chat_id=chat_id)
@@ -371,6 +503,8 @@ class FakeBotAPI:
         call = Call(len(self.calls), method, params)
         if request.match_info["token"] != self.token:
             call.status, call.error = 401, "Unauthorized"
+        elif fault := next((f for f in self._faults if f.method == method), None):
+            return await self._inject(request, call, fault)
         elif failure := next((f for f in self._failures if f.method == method), None):
             failure.times -= 1
             if failure.times <= 0:
@@ -396,12 +530,35 @@ class FakeBotAPI:
                     call.result = await handler(params)
                 except BadRequest as exc:
                     call.status, call.error = 400, str(exc)
+                except Forbidden as exc:
+                    call.status, call.error = 403, str(exc)
         await self._record(call)
         if call.ok:
             return web.json_response({"ok": True, "result": call.result})
         return web.json_response(
             {"ok": False, "error_code": call.status, "description": call.error},
             status=call.status,
+        )
+
+    async def _inject(self, request: web.Request, call: Call, fault: _Fault) -> web.Response:
+        fault.times -= 1
+        if fault.times <= 0:
+            self._faults.remove(fault)
+        call.status = fault.status if fault.kind == "status" else 599
+        call.error = f"injected {fault.kind}"
+        await self._record(call)
+        if fault.kind == "hang":
+            # Held until the server closes: far past the client's read timeout.
+            await self._closing.wait()
+            return web.Response(status=504)
+        if fault.kind == "drop":
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=599)
+        description = "Internal Server Error" if fault.status == 500 else "Bad Gateway"
+        return web.json_response(
+            {"ok": False, "error_code": fault.status, "description": description},
+            status=fault.status,
         )
 
     async def _handle_download(self, request: web.Request) -> web.Response:
@@ -442,10 +599,14 @@ class FakeBotAPI:
     async def _api_getUpdates(self, params: JSON) -> list[JSON]:
         offset = int(params.get("offset") or 0)
         timeout = float(params.get("timeout") or 0)
+        if offset > self._confirmed:
+            async with self._changed:
+                self._confirmed = offset
+                self._changed.notify_all()
         limit = int(params.get("limit") or 100)
         # Confirmed updates are gone for good, as on Telegram.
         self._updates = [u for u in self._updates if u["update_id"] >= offset]
-        if not self._updates and timeout > 0 and not self._closing.is_set():
+        if not self._updates and not self._repeat and timeout > 0 and not self._closing.is_set():
             self._new_update.clear()
             waiters = {
                 asyncio.ensure_future(self._new_update.wait()),
@@ -458,7 +619,12 @@ class FakeBotAPI:
             )
             for waiter in pending:
                 waiter.cancel()
-        return self._updates[:limit]
+        batch = self._repeat + self._updates[:limit]
+        self._repeat = []
+        if batch and self._duplicate_batches:
+            self._duplicate_batches -= 1
+            batch = [update for update in batch for _ in range(2)]
+        return batch
 
     def _sent(self, chat_id: int, text: str, params: JSON) -> JSON:
         chat = self._chats.get(chat_id) or self._chat(
@@ -477,8 +643,12 @@ class FakeBotAPI:
 
     async def _api_sendMessage(self, params: JSON) -> JSON:
         chat_id = params.get("chat_id")
+        if isinstance(chat_id, str) and chat_id.startswith("@"):
+            chat_id = self.channels.get(chat_id.lower())
         if not isinstance(chat_id, int):
             raise BadRequest("Bad Request: chat not found")
+        if chat_id in self.blocked:
+            raise Forbidden(self.blocked[chat_id])
         text = check_text(params)
         check_markup(params)
         message = self._sent(chat_id, text, params)
@@ -517,6 +687,50 @@ class FakeBotAPI:
         return {
             "file_id": file_id,
             "file_unique_id": f"u{file_id}",
-            "file_size": len(stored.data),
+            "file_size": stored.size,
             "file_path": stored.file_path,
         }
+
+    async def _api_answerInlineQuery(self, params: JSON) -> bool:
+        if not params.get("inline_query_id"):
+            raise BadRequest("Bad Request: QUERY_ID_INVALID")
+        results = params.get("results")
+        if not isinstance(results, list) or len(results) > MAX_INLINE_RESULTS:
+            raise BadRequest("Bad Request: RESULTS_TOO_MUCH")
+        ids: set[str] = set()
+        for result in results:
+            result_id = str(result.get("id", ""))
+            if not 1 <= len(result_id.encode()) <= 64:
+                raise BadRequest("Bad Request: RESULT_ID_INVALID")
+            if result_id in ids:
+                raise BadRequest("Bad Request: RESULT_ID_DUPLICATE")
+            ids.add(result_id)
+            if result.get("type") != "article" or not str(result.get("title", "")).strip():
+                raise BadRequest("Bad Request: RESULT_TITLE_EMPTY")
+            content = result.get("input_message_content") or {}
+            check_text(
+                {"text": content.get("message_text"), "parse_mode": content.get("parse_mode")}
+            )
+            check_markup(result)
+        if len(str(params.get("next_offset", "")).encode()) > 64:
+            raise BadRequest("Bad Request: NEXT_OFFSET_INVALID")
+        return True
+
+    async def _api_getChatMember(self, params: JSON) -> JSON:
+        chat_id, user_id = params.get("chat_id"), int(params.get("user_id", 0))
+        if not isinstance(chat_id, int) or chat_id not in self._chats:
+            raise BadRequest("Bad Request: chat not found")
+        status = "administrator" if user_id in self.chat_admins.get(chat_id, set()) else "member"
+        member: JSON = {"status": status, "user": self.user(user_id)}
+        if status == "administrator":
+            member.update(
+                {
+                    "can_be_edited": False, "is_anonymous": False, "can_manage_chat": True,
+                    "can_delete_messages": True, "can_manage_video_chats": True,
+                    "can_restrict_members": True, "can_promote_members": False,
+                    "can_change_info": True, "can_invite_users": True,
+                    "can_post_stories": False, "can_edit_stories": False,
+                    "can_delete_stories": False,
+                }
+            )  # fmt: skip
+        return member

@@ -118,6 +118,46 @@ async def test_related_by_id_lists_links_then_stories(
     assert f"Related #{near.story_id}" in buttons(reply)
 
 
+async def test_related_links_naming_stored_stories_show_as_them_once(
+    bot: NewsApp, api: FakeBotAPI, services: Services, new_story: NewStoryFactory
+) -> None:
+    by_title = await services.store.add(new_story(title="Kelby bridge cables replaced"))
+    by_url = await services.store.add(new_story(title="Kelby harbour traffic returns"))
+    near = await services.store.add(
+        new_story(
+            title="Kelby bridge toll scrapped",
+            # Its own words: not a copy of the linked stories, which would hide it with them.
+            cleaned_text="The council scrapped the Kelby harbour bridge toll. Drivers cheered.",
+        )
+    )
+    by_url_story = await services.store.get(by_url.story_id)
+    assert by_url_story is not None and by_url_story.url
+    story = await services.store.add(
+        new_story(
+            title="Kelby harbour bridge reopens",
+            links=(
+                Link(title="Similar item", url="https://other.example/similar"),
+                # Another outlet's URL, but a stored story's title (in other case).
+                Link(title="KELBY bridge  cables replaced", url="https://elsewhere.example/c"),
+                Link(title="A headline of its own", url=by_url_story.url),
+                Link(title="Kelby harbour traffic returns", url="https://third.example/t"),
+            ),
+        )
+    )
+    reply = await ask(api, f"/related {story.story_id}")
+    text = reply.result["text"]
+    links, _, stories = text.partition("Related stories")
+    assert links.index("Similar item") < links.index(f"/story {by_title.story_id}")
+    # Each stored story once, as a link, and not again among the related stories.
+    assert links.count(f"/story {by_title.story_id}") == 1
+    assert links.count(f"/story {by_url.story_id}") == 1
+    assert "A headline of its own" not in links  # shown as the stored story it names
+    assert f"#{by_title.story_id}" not in stories
+    assert f"#{by_url.story_id}" not in stories
+    assert f"#{near.story_id}" in stories
+    assert f"Related #{by_title.story_id}" not in buttons(reply)
+
+
 async def test_related_button_sends_a_new_message(
     bot: NewsApp, api: FakeBotAPI, seed: Seed
 ) -> None:

@@ -8,7 +8,7 @@ from pathlib import PurePath
 from telegram import Update
 
 from bot import formatting as fmt
-from bot.handlers import command_args, parse_id, send
+from bot.handlers import command_args, parse_id, retrying, send
 from bot.services import NewsContext
 from ingest.report import IngestError, IngestReport
 
@@ -21,8 +21,21 @@ _NOT_ADMIN = "Only admins can do that."
 
 
 def _admin(update: Update, context: NewsContext) -> bool:
+    """Whether an admin sent this command: the sender, never the author of a forward."""
     user = update.effective_user
-    return context.services.is_admin(user.id if user else None)
+    message = update.effective_message
+    # A forwarded command is someone else's words passed on: never run it as an order, even
+    # when an admin forwards it (the sender of a forward is already effective_user, so an
+    # admin's forwarded message sent by anyone else counts as theirs).
+    if message is not None and message.forward_origin is not None:
+        return False
+    return user is not None and not user.is_bot and context.services.is_admin(user.id)
+
+
+def _may_send_documents(update: Update, context: NewsContext) -> bool:
+    """Whether the sender is an admin; a document an admin forwards is theirs to store."""
+    user = update.effective_user
+    return user is not None and not user.is_bot and context.services.is_admin(user.id)
 
 
 def _looks_like_url(text: str) -> bool:
@@ -34,8 +47,11 @@ async def add(update: Update, context: NewsContext) -> None:
     if not _admin(update, context):
         await send(update, context, fmt.hint(_NOT_ADMIN))
         return
-    text = command_args(context)
     message = update.effective_message
+    # The text after the command as typed: context.args would join it with single spaces and
+    # lose the "Title, blank line, body" layout the parser reads.
+    raw = message.text if message is not None and message.text else ""
+    text = raw.split(maxsplit=1)[1].strip() if len(raw.split(maxsplit=1)) > 1 else ""
     replied = message.reply_to_message if message is not None else None
     if not text and replied is not None:
         text = (replied.text or replied.caption or "").strip()
@@ -54,7 +70,13 @@ async def add(update: Update, context: NewsContext) -> None:
     except IngestError as exc:
         await send(update, context, fmt.hint(f"Not stored: {exc}"))
         return
+    # Subscribers hear of new stories now, not at the next periodic push.
+    await context.services.after_ingest(report.added)
     await send(update, context, fmt.render_ingest(report))
+
+
+def _too_big(name: str, size: int, limit: int) -> fmt.Reply:
+    return fmt.hint(f"Not stored: {name} is {size:,} bytes; the limit is {limit:,}.")
 
 
 async def document(update: Update, context: NewsContext) -> None:
@@ -64,7 +86,7 @@ async def document(update: Update, context: NewsContext) -> None:
     if doc is None:
         return
     # Every refusal comes before get_file: nothing is downloaded for a request we refuse.
-    if not _admin(update, context):
+    if not _may_send_documents(update, context):
         await send(update, context, fmt.hint("Only admins can add stories."))
         return
     name = doc.file_name or "document"
@@ -74,20 +96,25 @@ async def document(update: Update, context: NewsContext) -> None:
         await send(update, context, fmt.hint(f"Not stored: {name} is not one of {allowed}."))
         return
     limit = context.services.settings.max_document_bytes
-    if doc.file_size is not None and doc.file_size > limit:
-        await send(
-            update,
-            context,
-            fmt.hint(f"Not stored: {name} is {doc.file_size:,} bytes; the limit is {limit:,}."),
-        )
+    if (doc.file_size or 0) > limit:
+        await send(update, context, _too_big(name, doc.file_size or 0, limit))
         return
-    file = await doc.get_file()
-    data = bytes(await file.download_as_bytearray())
+    # Both are plain reads, so a timeout is worth another try: an admin's upload is not lost
+    # to one bad moment of the network.
+    file = await retrying(doc.get_file, idempotent=True)
+    # The message may leave the size out (it is optional); getFile says it before a byte is
+    # downloaded.
+    if (file.file_size or 0) > limit:
+        await send(update, context, _too_big(name, file.file_size or 0, limit))
+        return
+    data = bytes(await retrying(file.download_as_bytearray, idempotent=True))
     try:
         report = await context.services.ingestor.ingest_bytes(data, filename=name)
     except IngestError as exc:
         await send(update, context, fmt.hint(f"Not stored: {exc}"))
         return
+    # Subscribers hear of new stories now, not at the next periodic push.
+    await context.services.after_ingest(report.added)
     await send(update, context, fmt.render_ingest(report))
 
 
