@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
+from bot.services import make_ingestor
 from bot.settings import Settings
 from ingest.pipeline import Ingestor, ProgressCallback
 from ingest.report import IngestError, IngestReport, Rejected
@@ -69,15 +70,7 @@ async def _seed(
             if not args.quiet:
                 err.print(f"{settings.database_path} already has stories; not seeding.")
             return 0
-        ingestor = Ingestor(
-            store,
-            algorithm=settings.summary_algorithm,
-            sentences=settings.summary_sentences,
-            max_chars=settings.summary_max_chars,
-            max_story_chars=settings.max_story_chars,
-            max_document_bytes=settings.max_document_bytes,
-            workers=args.workers,
-        )
+        ingestor = make_ingestor(store, settings, workers=args.workers)
         report = IngestReport()
         show_progress = not args.quiet and err.is_terminal
         with Progress(console=err, disable=not show_progress, transient=True) as progress:

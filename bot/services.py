@@ -62,6 +62,19 @@ class Stats:
 IngestListener = Callable[[Sequence[int]], Awaitable[None]]
 
 
+def make_ingestor(store: StoryStore, settings: Settings, *, workers: int | None = None) -> Ingestor:
+    """The ingest pipeline over `store`, configured from the settings (bot and CLI alike)."""
+    return Ingestor(
+        store,
+        algorithm=settings.summary_algorithm,
+        sentences=settings.summary_sentences,
+        max_chars=settings.summary_max_chars,
+        max_story_chars=settings.max_story_chars,
+        max_document_bytes=settings.max_document_bytes,
+        workers=workers,
+    )
+
+
 @dataclass(slots=True)
 class Services:
     """Everything a handler needs, made once in post_init."""
@@ -84,14 +97,7 @@ class Services:
         """Open the store and build the ingestor over it."""
         settings.database_path.parent.mkdir(parents=True, exist_ok=True)
         store = await StoryStore.open(settings.database_path)
-        ingestor = Ingestor(
-            store,
-            algorithm=settings.summary_algorithm,
-            sentences=settings.summary_sentences,
-            max_chars=settings.summary_max_chars,
-            max_story_chars=settings.max_story_chars,
-            max_document_bytes=settings.max_document_bytes,
-        )
+        ingestor = make_ingestor(store, settings)
         try:
             subscriptions = await SubscriptionStore.open(store.path)
         except BaseException:
