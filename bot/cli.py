@@ -42,9 +42,11 @@ def _run_console(settings: Settings) -> int:
 
     from bot.console import run_console
 
-    # PTB's start/stop lines are noise between a person's prompts; warnings still show.
+    # PTB's and the scheduler's start/stop lines are noise between a person's prompts;
+    # warnings still show.
     if settings.log_level == "INFO":
-        logging.getLogger("telegram").setLevel(logging.WARNING)
+        for name in ("telegram", "apscheduler"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
     return asyncio.run(run_console(settings, sys.stdin, sys.stdout))
 
