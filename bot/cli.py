@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from bot import cli_related, cli_seed, cli_summarize
+from bot import cli_db, cli_related, cli_seed, cli_summarize
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cli_seed.add_parser(subparsers)
     cli_summarize.add_parser(subparsers)
+    cli_db.add_parser(subparsers)
     cli_related.add_parser(subparsers)
     return parser
 
@@ -59,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "related" and args.db is not None:
         # --db names the database, so a broken .env need not block reading it.
         return cli_related.run(args, None)
+    if args.command == "db":
+        # Both ends are given as URLs on the command line.
+        return cli_db.run(args)
     try:
         settings = load_settings()
     except SettingsError as exc:

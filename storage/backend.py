@@ -1,0 +1,129 @@
+"""Choose the story store by URL: ``sqlite:///path`` (embedded) or ``postgresql://...``.
+
+``open_store("sqlite:///data/newsbot.db")`` opens the SQLite file data/newsbot.db (relative;
+``sqlite:////var/lib/newsbot.db`` is absolute), exactly like ``StoryStore.open(path)``.
+``open_store("postgresql://user:pass@host:5432/db")`` opens a PostgresStoryStore; the
+``postgres://`` spelling is accepted too.
+
+`StoryRepository` is the API both stores share; code that must run on either backend should
+be typed against it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Final, Protocol, Self
+
+from storage.errors import StoreError
+from storage.models import AddResult, NewStory, SearchHit, StoreStats, Story
+from storage.postgres import PostgresStoryStore
+from storage.repository import StoryStore
+
+__all__ = ["StoryRepository", "is_postgres_url", "open_store", "sqlite_path", "sqlite_url"]
+
+SQLITE_PREFIX: Final = "sqlite:///"
+POSTGRES_PREFIXES: Final = ("postgresql://", "postgres://")
+
+
+class StoryRepository(Protocol):
+    """The story API that StoryStore (SQLite) and PostgresStoryStore both provide."""
+
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def add(self, story: NewStory) -> AddResult: ...
+
+    async def add_many(self, stories: Sequence[NewStory]) -> list[AddResult]: ...
+
+    async def delete(self, story_id: int) -> bool: ...
+
+    async def set_meta(self, key: str, value: str) -> None: ...
+
+    async def find_duplicate(self, url: str | None, fingerprint: str) -> int | None: ...
+
+    async def get(self, story_id: int) -> Story | None: ...
+
+    async def get_by_url(self, url: str) -> Story | None: ...
+
+    async def get_many(self, story_ids: Iterable[int]) -> dict[int, Story]: ...
+
+    async def latest(
+        self, limit: int, *, older_than: int | None = None, newer_than: int | None = None
+    ) -> list[Story]: ...
+
+    async def search(self, query: str, limit: int = 10, offset: int = 0) -> list[SearchHit]: ...
+
+    async def search_any(
+        self, terms: Sequence[str], limit: int = 10, *, exclude_id: int | None = None
+    ) -> list[SearchHit]: ...
+
+    async def search_any_ids(
+        self, terms: Sequence[str], limit: int = 50, *, exclude_id: int | None = None
+    ) -> list[int]: ...
+
+    async def count_search(self, query: str) -> int: ...
+
+    async def count(self) -> int: ...
+
+    async def stats(self) -> StoreStats: ...
+
+    async def get_meta(self, key: str) -> str | None: ...
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def is_postgres_url(url: str) -> bool:
+    """True for postgresql:// (or postgres://) URLs."""
+    return url.startswith(POSTGRES_PREFIXES)
+
+
+def sqlite_path(url: str) -> Path:
+    """The file a sqlite:///path URL names; raises StoreError for anything else."""
+    if not url.startswith(SQLITE_PREFIX):
+        raise StoreError(f"not a sqlite:///path URL: {url!r}")
+    path = url.removeprefix(SQLITE_PREFIX)
+    if not path or path.endswith("/"):
+        raise StoreError(f"the sqlite URL names no file: {url!r}")
+    return Path(path)
+
+
+def sqlite_url(path: Path) -> str:
+    """The sqlite:///path URL for a database file (absolute paths give four slashes)."""
+    return SQLITE_PREFIX + str(path)
+
+
+async def open_store(
+    url: str, *, clock: Callable[[], datetime] = _utc_now
+) -> StoryStore | PostgresStoryStore:
+    """Open (creating or migrating as needed) the store that url names."""
+    if url.startswith(SQLITE_PREFIX):
+        return await StoryStore.open(sqlite_path(url), clock=clock)
+    if is_postgres_url(url):
+        return await PostgresStoryStore.open(url, clock=clock)
+    scheme = url.partition("://")[0] if "://" in url else url[:20]
+    raise StoreError(
+        f"unsupported database URL scheme {scheme!r}: use sqlite:///path or "
+        "postgresql://user:password@host/database"
+    )
+
+
+if TYPE_CHECKING:
+    # mypy proves here that both stores satisfy the protocol.
+    def _sqlite_is_a_repository(store: StoryStore) -> StoryRepository:
+        return store
+
+    def _postgres_is_a_repository(store: PostgresStoryStore) -> StoryRepository:
+        return store

@@ -1,0 +1,530 @@
+"""The story store on PostgreSQL: the same public API as StoryStore, on an asyncpg pool.
+
+Open it with ``async with await PostgresStoryStore.open(url) as store: ...``. Every write
+runs in one transaction on a pooled connection; reads take any pooled connection and, thanks
+to MVCC, never wait for writers, in this process or in other bot workers sharing the database.
+
+Search matches StoryStore's behaviour: the query goes through the same sanitiser
+(storage.fts), so only plain words reach the engine; all words must match, else any word; only
+the newest RANK_WINDOW matches are ranked. Ranking is ts_rank_cd over a stored tsvector in
+which the title has weight A and the text weight D, i.e. a title word counts ten times a body
+word, as the SQLite bm25 weights do.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Final, ParamSpec, Self, TypeVar
+
+import asyncpg
+
+from storage import fts
+from storage.errors import QueryError, StoreError, UnknownStoryError
+from storage.models import AddResult, Link, NewStory, SearchHit, StoreStats, Story
+from storage.postgres_schema import TS_CONFIG, migrate
+
+__all__ = ["RANK_WINDOW", "SEARCH_COUNT_CAP", "PostgresStoryStore"]
+
+# Same bounds as the SQLite store (see storage.repository).
+SEARCH_COUNT_CAP: Final = 1000
+RANK_WINDOW = 2000
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+# SQLSTATE classes of errors that a query (not the store) caused: data exceptions (22...)
+# and syntax errors (42601), e.g. a malformed tsquery.
+_QUERY_SQLSTATES: Final = ("22", "42601")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(moment: datetime) -> datetime:
+    # Naive datetimes are taken as UTC, as the SQLite store does.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _clean_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    return url.strip() or None
+
+
+def _translate_errors(
+    method: Callable[_P, Awaitable[_R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """Re-raise driver errors as StoreError so callers never see asyncpg exceptions."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(*args, **kwargs)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            name = getattr(method, "__name__", "store operation")
+            raise StoreError(f"{name} failed: {exc}") from exc
+
+    return wrapper
+
+
+def _translate_query_errors(
+    method: Callable[_P, Awaitable[_R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """Like _translate_errors, but errors the search text caused become QueryError."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(*args, **kwargs)
+        except asyncpg.PostgresError as exc:
+            state = str(getattr(exc, "sqlstate", "") or "")
+            if state.startswith(_QUERY_SQLSTATES):
+                raise QueryError(f"the search query could not be used: {exc}") from exc
+            name = getattr(method, "__name__", "search")
+            raise StoreError(f"{name} failed: {exc}") from exc
+        except (asyncpg.InterfaceError, OSError) as exc:
+            name = getattr(method, "__name__", "search")
+            raise StoreError(f"{name} failed: {exc}") from exc
+
+    return wrapper
+
+
+# Links come back as one JSON array per story, in stored order, so a story and its links are
+# read by one statement from one snapshot.
+_STORY_COLUMNS: Final = """
+    s.id, s.title, s.body, s.cleaned_text, s.summary::text AS summary, s.algorithm,
+    s.fingerprint, s.ingested_at, s.url, s.source, s.language, s.published_at,
+    (SELECT json_agg(json_build_array(l.title, l.snippet, l.url, l.outlet, l.linked_story_id)
+                     ORDER BY l.position)::text
+       FROM links AS l WHERE l.story_id = s.id) AS links
+"""
+_STORY_COLUMN_COUNT: Final = 13
+
+_INSERT_STORY: Final = """
+    INSERT INTO stories (
+        title, url, source, language, published_at, ingested_at, sort_key,
+        body, cleaned_text, summary, algorithm, sentence_count, fingerprint)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+"""
+
+_INSERT_LINK: Final = """
+    INSERT INTO links (story_id, position, title, snippet, url, outlet, linked_story_id)
+    VALUES ($1, $2, $3, $4, $5, $6, coalesce(
+        (SELECT id FROM stories WHERE id = $7::bigint),
+        (SELECT id FROM stories WHERE url = $5 AND id != $1)))
+"""
+
+_FIND_DUPLICATE: Final = """
+    (SELECT id FROM stories WHERE url = $1)
+    UNION ALL
+    (SELECT id FROM stories WHERE fingerprint = $2)
+    LIMIT 1
+"""
+
+_CURSOR_KEY: Final = "(SELECT sort_key, id FROM stories WHERE id = ${n})"
+
+# Ids and ranks first, stories for one page only. $1: tsquery text for websearch_to_tsquery,
+# $2: an id to leave out (or NULL), $3: the rank window, $4/$5: limit/offset.
+_SEARCH_IDS: Final = f"""
+    WITH q AS MATERIALIZED (SELECT websearch_to_tsquery('{TS_CONFIG}', $1) AS query),
+    candidates AS MATERIALIZED (
+        SELECT s.id, ts_rank_cd(s.search_vector, q.query) AS rank
+          FROM stories AS s, q
+         WHERE s.search_vector @@ q.query AND s.id IS DISTINCT FROM $2::bigint
+         ORDER BY s.id DESC
+         LIMIT $3)
+    SELECT id, rank FROM candidates ORDER BY rank DESC, id DESC LIMIT $4 OFFSET $5
+"""
+
+_SEARCH: Final = f"""
+    WITH hits AS MATERIALIZED ({_SEARCH_IDS})
+    SELECT {_STORY_COLUMNS}, hits.rank
+      FROM hits JOIN stories AS s ON s.id = hits.id
+     ORDER BY hits.rank DESC, hits.id DESC
+"""
+
+_MATCHES_ANY: Final = f"""
+    SELECT 1 FROM stories WHERE search_vector @@ websearch_to_tsquery('{TS_CONFIG}', $1) LIMIT 1
+"""
+
+_COUNT_SEARCH: Final = f"""
+    SELECT count(*) FROM (
+        SELECT 1 FROM stories
+         WHERE search_vector @@ websearch_to_tsquery('{TS_CONFIG}', $1) LIMIT $2) AS matches
+"""
+
+
+def _websearch_all(terms: Iterable[str]) -> str:
+    # Terms are runs of letters, digits and marks only (storage.fts), so quoting each one
+    # is enough to keep websearch syntax ("or", "-", quotes) from applying to user words.
+    return " ".join(f'"{term}"' for term in terms)
+
+
+def _websearch_any(terms: Iterable[str]) -> str:
+    return " or ".join(f'"{term}"' for term in terms)
+
+
+def _story_from_row(row: asyncpg.Record) -> Story:
+    raw_links: list[list[Any]] = json.loads(row[12]) if row[12] else []
+    return Story(
+        id=int(row[0]),
+        title=row[1],
+        body=row[2],
+        cleaned_text=row[3],
+        summary=tuple(json.loads(row[4])),
+        algorithm=row[5],
+        fingerprint=row[6],
+        ingested_at=row[7],
+        url=row[8],
+        source=row[9],
+        language=row[10],
+        published_at=row[11],
+        links=tuple(
+            Link(
+                title=title,
+                snippet=snippet,
+                url=url,
+                outlet=outlet,
+                story_id=None if linked is None else int(linked),
+            )
+            for title, snippet, url, outlet, linked in raw_links
+        ),
+    )
+
+
+class PostgresStoryStore:
+    """Typed async access to stories, their links, full-text search and a small meta table."""
+
+    def __init__(
+        self, url: str, pool: asyncpg.Pool, clock: Callable[[], datetime] = _utc_now
+    ) -> None:
+        """Wrap an open pool whose database is migrated; use `open` instead."""
+        self._url = url
+        self._pool: asyncpg.Pool | None = pool
+        self._clock = clock
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        min_connections: int = 1,
+        max_connections: int = 10,
+    ) -> PostgresStoryStore:
+        """Connect to the database at url (postgresql://...) and bring its schema up to date."""
+        pool: asyncpg.Pool | None = None
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=min_connections, max_size=max_connections
+            )
+            async with pool.acquire() as conn:
+                await migrate(conn)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ValueError) as exc:
+            if pool is not None:
+                pool.terminate()
+            raise StoreError(f"cannot open the story store at {_redact(url)}: {exc}") from exc
+        except BaseException:
+            if pool is not None:
+                pool.terminate()
+            raise
+        return cls(url, pool, clock)
+
+    async def close(self) -> None:
+        """Close the pool; safe to call more than once."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def __aenter__(self) -> Self:
+        """Enter ``async with``; the store is already open."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the store."""
+        await self.close()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _require_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError("the story store is closed")
+        return self._pool
+
+    async def _read(self, sql: str, *params: Any) -> list[asyncpg.Record]:
+        return list(await self._require_pool().fetch(sql, *params))
+
+    async def _stories(self, sql: str, *params: Any) -> list[Story]:
+        return [_story_from_row(row) for row in await self._read(sql, *params)]
+
+    @staticmethod
+    def _check_limit(limit: int, offset: int = 0) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        if offset < 0:
+            raise ValueError(f"offset must not be negative, got {offset}")
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def add(self, story: NewStory) -> AddResult:
+        """Store one story unless it duplicates a stored one (same URL or fingerprint)."""
+        (result,) = await self.add_many([story])
+        return result
+
+    @_translate_errors
+    async def add_many(self, stories: Sequence[NewStory]) -> list[AddResult]:
+        """Store stories in one all-or-nothing transaction; duplicates report the existing id."""
+        if not stories:
+            return []
+        ingested = _utc(self._clock())
+        results: list[AddResult] = []
+        link_rows: list[tuple[Any, ...]] = []
+        async with self._require_pool().acquire() as conn, conn.transaction():
+            for story in stories:
+                url = _clean_url(story.url)
+                published = None if story.published_at is None else _utc(story.published_at)
+                story_id = await conn.fetchval(
+                    _INSERT_STORY,
+                    story.title,
+                    url,
+                    story.source,
+                    story.language,
+                    published,
+                    ingested,
+                    ingested if published is None else published,
+                    story.body,
+                    story.cleaned_text,
+                    json.dumps(list(story.summary), ensure_ascii=False),
+                    story.algorithm,
+                    story.sentence_count,
+                    story.fingerprint,
+                )
+                if story_id is None:
+                    # Earlier stories of this batch are visible here, and so are stories other
+                    # workers committed while this insert waited on their unique keys.
+                    found = await conn.fetchval(_FIND_DUPLICATE, url, story.fingerprint)
+                    if found is None:
+                        raise StoreError(
+                            f"story {story.title!r} conflicts with a stored one that cannot "
+                            "be found"
+                        )
+                    results.append(AddResult(story_id=int(found), created=False))
+                    continue
+                results.append(AddResult(story_id=int(story_id), created=True))
+                for position, link in enumerate(story.links):
+                    link_rows.append(
+                        (
+                            int(story_id),
+                            position,
+                            link.title,
+                            link.snippet,
+                            _clean_url(link.url),
+                            link.outlet,
+                            link.story_id,
+                        )
+                    )
+            if link_rows:
+                await conn.executemany(_INSERT_LINK, link_rows)
+        return results
+
+    @_translate_errors
+    async def delete(self, story_id: int) -> bool:
+        """Remove a story with its links; False if there was no such story."""
+        status = await self._require_pool().execute("DELETE FROM stories WHERE id = $1", story_id)
+        return status != "DELETE 0"
+
+    @_translate_errors
+    async def set_meta(self, key: str, value: str) -> None:
+        """Store value under key, replacing any previous value."""
+        await self._require_pool().execute(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            key,
+            value,
+        )
+
+    # -- reads ---------------------------------------------------------------------------
+
+    @_translate_errors
+    async def find_duplicate(self, url: str | None, fingerprint: str) -> int | None:
+        """Id of a stored story with this URL or this fingerprint, if any."""
+        rows = await self._read(_FIND_DUPLICATE, _clean_url(url), fingerprint)
+        return int(rows[0][0]) if rows else None
+
+    @_translate_errors
+    async def get(self, story_id: int) -> Story | None:
+        """The story with this id, links in stored order, or None."""
+        stories = await self._stories(
+            f"SELECT {_STORY_COLUMNS} FROM stories AS s WHERE s.id = $1", story_id
+        )
+        return stories[0] if stories else None
+
+    @_translate_errors
+    async def get_by_url(self, url: str) -> Story | None:
+        """The story stored under this URL, or None."""
+        clean = _clean_url(url)
+        if clean is None:
+            return None
+        stories = await self._stories(
+            f"SELECT {_STORY_COLUMNS} FROM stories AS s WHERE s.url = $1", clean
+        )
+        return stories[0] if stories else None
+
+    @_translate_errors
+    async def get_many(self, story_ids: Iterable[int]) -> dict[int, Story]:
+        """The stories with these ids that exist, by id, read in one query."""
+        ids = list(dict.fromkeys(story_ids))
+        if not ids:
+            return {}
+        stories = await self._stories(
+            f"SELECT {_STORY_COLUMNS} FROM stories AS s WHERE s.id = ANY($1::bigint[])", ids
+        )
+        return {story.id: story for story in stories}
+
+    @_translate_errors
+    async def latest(
+        self, limit: int, *, older_than: int | None = None, newer_than: int | None = None
+    ) -> list[Story]:
+        """Newest-first page; older_than/newer_than are story ids used as keyset cursors."""
+        self._check_limit(limit)
+        where: list[str] = []
+        params: list[Any] = []
+        if older_than is not None:
+            params.append(older_than)
+            where.append(f"(s.sort_key, s.id) < {_CURSOR_KEY.format(n=len(params))}")
+        if newer_than is not None:
+            params.append(newer_than)
+            where.append(f"(s.sort_key, s.id) > {_CURSOR_KEY.format(n=len(params))}")
+        upwards = newer_than is not None and older_than is None
+        direction = "ASC" if upwards else "DESC"
+        params.append(limit)
+        sql = (
+            f"SELECT {_STORY_COLUMNS} FROM stories AS s "
+            + (f"WHERE {' AND '.join(where)} " if where else "")
+            + f"ORDER BY s.sort_key {direction}, s.id {direction} LIMIT ${len(params)}"
+        )
+        stories = await self._stories(sql, *params)
+        if not stories:
+            await self._check_cursors(older_than, newer_than)
+        return stories[::-1] if upwards else stories
+
+    async def _check_cursors(self, *cursors: int | None) -> None:
+        # An empty page is ambiguous: the end of the list, or a cursor that no longer exists.
+        for cursor in cursors:
+            if cursor is not None and not await self._read(
+                "SELECT 1 FROM stories WHERE id = $1", cursor
+            ):
+                raise UnknownStoryError(cursor)
+
+    async def _match_expression(self, query: str) -> str:
+        terms = fts.query_terms(query)
+        expression = _websearch_all(terms)
+        if len(terms) == 1:
+            return expression
+        found = await self._read(_MATCHES_ANY, expression)
+        return expression if found else _websearch_any(terms)
+
+    async def _ranked(
+        self, expression: str, limit: int, offset: int, exclude_id: int | None
+    ) -> list[SearchHit]:
+        rows = await self._read(_SEARCH, expression, exclude_id, RANK_WINDOW, limit, offset)
+        return [
+            SearchHit(story=_story_from_row(row), score=float(row[_STORY_COLUMN_COUNT]))
+            for row in rows
+        ]
+
+    @_translate_query_errors
+    async def search(self, query: str, limit: int = 10, offset: int = 0) -> list[SearchHit]:
+        """Best of the newest RANK_WINDOW matches first; all words must match, else any word."""
+        self._check_limit(limit, offset)
+        expression = await self._match_expression(query)
+        return await self._ranked(expression, limit, offset, None)
+
+    @_translate_query_errors
+    async def search_any(
+        self, terms: Sequence[str], limit: int = 10, *, exclude_id: int | None = None
+    ) -> list[SearchHit]:
+        """Stories matching any term, best of the newest RANK_WINDOW first; [] if none usable."""
+        self._check_limit(limit)
+        words = fts.tokenize(" ".join(terms))[: fts.MAX_TERMS]
+        if not words:
+            return []
+        return await self._ranked(_websearch_any(words), limit, 0, exclude_id)
+
+    @_translate_query_errors
+    async def search_any_ids(
+        self, terms: Sequence[str], limit: int = 50, *, exclude_id: int | None = None
+    ) -> list[int]:
+        """Ids of search_any()'s hits, best first, without reading the stories."""
+        self._check_limit(limit)
+        words = fts.tokenize(" ".join(terms))[: fts.MAX_TERMS]
+        if not words:
+            return []
+        rows = await self._read(
+            _SEARCH_IDS, _websearch_any(words), exclude_id, RANK_WINDOW, limit, 0
+        )
+        return [int(row[0]) for row in rows]
+
+    @_translate_query_errors
+    async def count_search(self, query: str) -> int:
+        """How many stories search() would page through, capped at SEARCH_COUNT_CAP."""
+        expression = await self._match_expression(query)
+        rows = await self._read(_COUNT_SEARCH, expression, SEARCH_COUNT_CAP)
+        return int(rows[0][0])
+
+    @_translate_errors
+    async def count(self) -> int:
+        """Number of stored stories."""
+        rows = await self._read("SELECT count(*) FROM stories")
+        return int(rows[0][0])
+
+    @_translate_errors
+    async def stats(self) -> StoreStats:
+        """Counts, the last ingest time and the database size."""
+        rows = await self._read(
+            """
+            SELECT (SELECT count(*) FROM stories),
+                   (SELECT count(DISTINCT source) FROM stories),
+                   (SELECT count(*) FROM links),
+                   (SELECT ingested_at FROM stories ORDER BY id DESC LIMIT 1),
+                   pg_database_size(current_database())
+            """
+        )
+        stories, sources, links, last_ingest, size = rows[0]
+        return StoreStats(
+            stories=int(stories),
+            sources=int(sources),
+            links=int(links),
+            last_ingest=last_ingest,
+            database_bytes=int(size),
+        )
+
+    @_translate_errors
+    async def get_meta(self, key: str) -> str | None:
+        """The value stored under key, or None."""
+        rows = await self._read("SELECT value FROM meta WHERE key = $1", key)
+        return str(rows[0][0]) if rows else None
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for error messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
