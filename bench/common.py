@@ -60,7 +60,10 @@ def size_label(n: int) -> str:
 
 
 def corpus_path(n: int, seed: int = SEED) -> Path:
-    return CACHE_DIR / f"corpus-{n}-seed{seed}.db"
+    # The version changes whenever what a cached corpus holds changes (v2: related lists).
+    from bench.store import CORPUS_VERSION
+
+    return CACHE_DIR / f"corpus-{n}-seed{seed}-v{CORPUS_VERSION}.db"
 
 
 def corpus_db(n: int, seed: int = SEED, *, quiet: bool = False) -> Path:

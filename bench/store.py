@@ -24,6 +24,14 @@ from storage import Link, NewStory, StoryStore
 
 BODY_CHARS = 3000
 BATCH_SIZE = 1000
+# What a cached corpus holds; part of its cache file name (bench.common.corpus_path) so a
+# corpus built by older code is not reused. 2: stored related lists.
+CORPUS_VERSION = 2
+# Stored related lists for (at most) this many stories, the newest: ranking a list costs a
+# few ms, so all 100k would add minutes to the build. Larger corpora keep older stories
+# without a list, and /related <id> for those ranks one on demand as in production.
+RELATED_NEWEST = 10_000
+RELATED_CHUNK = 512
 _BASE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
 
 # Real function words head the frequency list so the text has the skew of English: a few
@@ -126,10 +134,31 @@ async def _insert(store: StoryStore, first: int, end: int, seed: int, batch_size
     return elapsed
 
 
-async def build_corpus_db(path: Path, n: int, seed: int = 7) -> None:
-    """Create (or extend) a store at path holding n synthetic stories."""
+async def build_corpus_db(
+    path: Path, n: int, seed: int = 7, *, related: int = RELATED_NEWEST
+) -> None:
+    """Create (or extend) a store at path holding n synthetic stories, the newest `related`
+    of them with stored related lists (as the ingest pipeline leaves them)."""
     async with await StoryStore.open(path) as store:
         await _insert(store, 0, n, seed, BATCH_SIZE)
+        if related > 0:
+            await add_related_lists(store, related)
+
+
+async def add_related_lists(store: StoryStore, newest: int, chunk: int = RELATED_CHUNK) -> int:
+    """Rank and store the related lists of the newest stories; returns how many stories.
+
+    RelatedIndexer.refresh ranks them in chunks, newest first, computing and storing the
+    features of each story and candidate on the way. A corpus built here has ids 1..count.
+    """
+    from ingest.pipeline import RelatedIndexer
+
+    total = await store.count()
+    ids = list(range(total, max(0, total - newest), -1))
+    indexer = RelatedIndexer(store)
+    for start in range(0, len(ids), chunk):
+        await indexer.refresh(ids[start : start + chunk])
+    return len(ids)
 
 
 def _percentiles(samples: Sequence[float]) -> str:

@@ -33,6 +33,7 @@ from bot import formatting as fmt
 from bot.guard import UpdateGuard
 from bot.handlers import admin, reach, reading
 from bot.logs import RedactToken
+from bot.request import GET_UPDATES_READ_TIMEOUT, AiohttpRequest
 from bot.services import BotData, NewsApp, NewsContext, Services
 from bot.settings import Settings, SettingsError
 
@@ -84,6 +85,12 @@ def build_app(
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
+    else:
+        # aiohttp rather than PTB's httpx default: httpx's pool walk cost half the CPU per
+        # update (bot.request). getUpdates gets its own connection, as PTB's default does.
+        builder = builder.request(AiohttpRequest()).get_updates_request(
+            AiohttpRequest(connection_pool_size=1, read_timeout=GET_UPDATES_READ_TIMEOUT)
+        )
     app: NewsApp
     if rate_limit:
         app = builder.rate_limiter(rate_limiter or AIORateLimiter(max_retries=3)).build()

