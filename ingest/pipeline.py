@@ -54,6 +54,8 @@ RELATED_CANDIDATES = 50
 NEIGHBOURS = 5
 # Stories ranked per round of reads: bounds the candidate features held in memory.
 _RANK_CHUNK = 32
+# Parsed candidate features kept between rounds (about 10 KB each).
+_PARSED_CACHE = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,13 @@ class RelatedIndexer:
         self._limit = limit
         self._candidates = candidates
         self._neighbours = neighbours
+        # One CorpusStats re-based on each round's counts keeps candidates' vector positions
+        # between rounds; the lock keeps two rounds (ingest, the refresh job) from sharing it.
+        self._corpus = CorpusStats()
+        self._corpus_lock = asyncio.Lock()
+        # Parsed features by story id, with the JSON they came from: the same recent stories
+        # are candidates of round after round.
+        self._parsed: dict[int, tuple[str, DocFeatures]] = {}
 
     async def index_new(self, stored: Sequence[tuple[int, NewStory]]) -> None:
         """After a batch is stored: rank each new story's list, then offer the new stories
@@ -218,7 +227,7 @@ class RelatedIndexer:
                         continue
                     row = _stored_features(story)
                     computed.append(row)
-                out[story_id] = load_features(story_id, row.features)
+                out[story_id] = self._load(story_id, row.features)
             return out, computed
 
         features, computed = await asyncio.to_thread(work)
@@ -226,12 +235,24 @@ class RelatedIndexer:
         await self._store.put_features(computed)
         return features
 
+    def _load(self, story_id: int, text: str) -> DocFeatures:
+        cached = self._parsed.get(story_id)
+        if cached is not None and cached[0] == text:
+            return cached[1]
+        if len(self._parsed) >= _PARSED_CACHE:
+            self._parsed.clear()
+        features = load_features(story_id, text)
+        self._parsed[story_id] = (text, features)
+        return features
+
     async def _stats(self, features: Iterable[DocFeatures]) -> CorpusStats:
+        """The store's counts for these features; call with `_corpus_lock` held."""
         keys: set[str] = set()
         for item in features:
             keys.update(item.vocabulary())
         counts = await self._store.corpus_counts(keys)
-        return CorpusStats(counts.docs, counts.df)
+        self._corpus.rebase(counts.docs, counts.df)
+        return self._corpus
 
     async def _rank(self, queries: Sequence[_Query]) -> dict[int, list[RelatedRow]]:
         lists: dict[int, list[RelatedRow]] = {}
@@ -246,10 +267,13 @@ class RelatedIndexer:
                 for query in chunk
             ]
             features = await self._candidate_features({i for pool in pools for i in pool})
-            stats = await self._stats([*features.values(), *(q.features for q in chunk)])
-            # A thread, not the ingest process pool: shipping ~1,000 candidates' features
-            # to a worker per chunk measured slower (bench/related_store.py, 2 cores).
-            ranked = await asyncio.to_thread(_rank_all, chunk, pools, features, stats, self._limit)
+            async with self._corpus_lock:
+                stats = await self._stats([*features.values(), *(q.features for q in chunk)])
+                # A thread, not the ingest process pool: shipping ~1,000 candidates' features
+                # to a worker per chunk measured slower (bench/related_store.py, 2 cores).
+                ranked = await asyncio.to_thread(
+                    _rank_all, chunk, pools, features, stats, self._limit
+                )
             lists.update(zip((q.story_id for q in chunk), ranked, strict=True))
         return lists
 
@@ -280,10 +304,16 @@ class RelatedIndexer:
             {*computed, *(i for pool in pools.values() for i in pool)}
         )
         queries = [_Query(i, [], features[i]) for i in computed if i in features]
-        stats = await self._stats(features.values())
-        ranked = await asyncio.to_thread(
-            _rank_all, queries, [pools[q.story_id] for q in queries], features, stats, self._limit
-        )
+        async with self._corpus_lock:
+            stats = await self._stats(features.values())
+            ranked = await asyncio.to_thread(
+                _rank_all,
+                queries,
+                [pools[q.story_id] for q in queries],
+                features,
+                stats,
+                self._limit,
+            )
         changed = {
             query.story_id: rows
             for query, rows in zip(queries, ranked, strict=True)
@@ -298,6 +328,15 @@ def _batches(
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
+
+
+@dataclass(frozen=True, slots=True)
+class _Summarised:
+    """A batch after summarising: URL duplicates, and each other story's outcome."""
+
+    duplicates: list[Duplicate]
+    locations: list[str]
+    outcomes: list[NewStory | str]
 
 
 class Ingestor:
@@ -381,11 +420,26 @@ class Ingestor:
         """Summarise and store labelled stories in batches, each batch one transaction."""
         report = IngestReport()
         use_pool = len(stories) >= POOL_THRESHOLD and (self._workers or 2) > 1
+        batches = list(_batches(stories, BATCH_SIZE))
         with self._executor(use_pool) as executor:
-            for batch in _batches(stories, BATCH_SIZE):
-                await self._ingest_batch(batch, executor, report)
-                if progress is not None:
-                    progress(len(batch))
+            # The next batch is summarised in the pool while this one is stored and ranked
+            # here: ranking is single-threaded, so otherwise the pool's cores sit idle.
+            upcoming: asyncio.Future[_Summarised] | None = None
+            try:
+                for n, batch in enumerate(batches):
+                    prepared = await (upcoming or self._prepare_batch(batch, executor))
+                    upcoming = None
+                    if n + 1 < len(batches):
+                        upcoming = asyncio.ensure_future(
+                            self._prepare_batch(batches[n + 1], executor)
+                        )
+                    await self._store_batch(prepared, report)
+                    if progress is not None:
+                        progress(len(batch))
+            finally:
+                if upcoming is not None:
+                    upcoming.cancel()
+                    await asyncio.gather(upcoming, return_exceptions=True)
         return report
 
     def _executor(self, use_pool: bool) -> AbstractContextManager[Executor | None]:
@@ -396,29 +450,33 @@ class Ingestor:
             max_workers=self._workers, mp_context=multiprocessing.get_context("spawn")
         )
 
-    async def _ingest_batch(
-        self,
-        batch: list[tuple[str, ParsedStory]],
-        executor: Executor | None,
-        report: IngestReport,
-    ) -> None:
+    async def _prepare_batch(
+        self, batch: list[tuple[str, ParsedStory]], executor: Executor | None
+    ) -> _Summarised:
+        """Skip stories stored under their URL; summarise the rest (a story or a reason)."""
+        duplicates: list[Duplicate] = []
         pending: list[tuple[str, ParsedStory]] = []
         for location, story in batch:
             existing = await self._store.get_by_url(story.url) if story.url else None
             if existing is not None:
-                report.duplicates.append(Duplicate(location, existing.id))
+                duplicates.append(Duplicate(location, existing.id))
             else:
                 pending.append((location, story))
         work = partial(prepare_or_reason, options=self._options)
         loop = asyncio.get_running_loop()
         if executor is None:
-            prepared = await asyncio.to_thread(lambda: [work(story) for _, story in pending])
+            outcomes = await asyncio.to_thread(lambda: [work(story) for _, story in pending])
         else:
-            prepared = await asyncio.gather(
+            outcomes = await asyncio.gather(
                 *(loop.run_in_executor(executor, work, story) for _, story in pending)
             )
+        return _Summarised(duplicates, [location for location, _ in pending], list(outcomes))
+
+    async def _store_batch(self, batch: _Summarised, report: IngestReport) -> None:
+        """Store a summarised batch in one transaction, then rank the new stories' lists."""
+        report.duplicates.extend(batch.duplicates)
         ready: list[tuple[str, NewStory]] = []
-        for (location, _), outcome in zip(pending, prepared, strict=True):
+        for location, outcome in zip(batch.locations, batch.outcomes, strict=True):
             if isinstance(outcome, str):
                 report.rejected.append(Rejected(location, outcome))
             else:

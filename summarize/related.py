@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from summarize.related_text import (
     entity_counts,
@@ -43,6 +47,9 @@ MAX_TERMS = 250
 MAX_ENTITIES = 60
 # Headlines repeat the story's gist; counting them twice keeps full texts from drowning them.
 TITLE_WEIGHT = 2
+# Bounds on what `CorpusStats.rebase` keeps between ranking rounds.
+_MAX_IDS = 200_000
+_MAX_STATIC = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +89,13 @@ class DocFeatures:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DocFeatures:
         """Features from a dict written by `to_json`."""
+        terms, entities = data["terms"], data["entities"]
         return cls(
             key=data["key"],
-            terms={str(k): int(v) for k, v in data["terms"].items()},
-            entities={str(k): int(v) for k, v in data["entities"].items()},
-            signature=tuple(int(v) for v in data["signature"]),
+            # map() keeps the conversions in C: candidates' features are read by the thousand.
+            terms=dict(zip(map(str, terms), map(int, terms.values()), strict=True)),
+            entities=dict(zip(map(str, entities), map(int, entities.values()), strict=True)),
+            signature=tuple(map(int, data["signature"])),
             source=data.get("source"),
             published_at=data.get("published_at"),
         )
@@ -106,6 +115,23 @@ class CorpusStats:
     # the same words and the same candidates again and again. Both depend only on the counts.
     _idf: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
     _prepared: dict[int | str, _Prepared] = field(default_factory=dict, repr=False, compare=False)
+    # Vector positions of keys (terms and entities) and each story's keys, positions and
+    # log counts: none depend on the counts, so `rebase` keeps them (up to a bound).
+    _ids: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _static: dict[int | str, _Static] = field(default_factory=dict, repr=False, compare=False)
+
+    def rebase(self, docs: int, df: dict[str, int]) -> None:
+        """Take new counts (read from the store) but keep what does not depend on them, so a
+        long run of ranking rounds reuses its candidates' vector positions."""
+        self.docs = docs
+        self.df = df
+        self._idf.clear()
+        self._prepared.clear()
+        if len(self._ids) > _MAX_IDS:
+            self._ids.clear()
+            self._static.clear()
+        elif len(self._static) > _MAX_STATIC:
+            self._static.clear()
 
     def add(self, features: DocFeatures) -> None:
         """Count one stored story."""
@@ -134,11 +160,45 @@ class CorpusStats:
             value = self._idf[key] = math.log((1 + self.docs) / (1 + self.df.get(key, 0))) + 1.0
         return value
 
+    def idfs(self, keys: Sequence[str]) -> FloatArray:
+        """`idf` of many keys at once."""
+        df = np.fromiter(map(self.df.get, keys, repeat(0)), dtype=np.float64, count=len(keys))
+        values: FloatArray = np.log((1 + self.docs) / (1.0 + df)) + 1.0
+        return values
+
+    def ids(self, keys: Sequence[str]) -> IdArray:
+        """Vector positions of keys; a key seen for the first time gets the next one."""
+        ids = self._ids
+        found = list(map(ids.get, keys))
+        if None in found:
+            found = [ids.setdefault(key, len(ids)) for key in keys]
+        return np.array(found, dtype=np.intp)
+
+    def vocabulary_size(self) -> int:
+        """How many vector positions `ids` has given out."""
+        return len(self._ids)
+
     def prepared(self, features: DocFeatures) -> _Prepared:
         """A story's weighted vectors under these counts, worked out once per story."""
         cached = self._prepared.get(features.key)
         if cached is None or cached.features is not features:
-            cached = self._prepared[features.key] = _prepare(features, self.idf)
+            cached = self._prepared[features.key] = _prepare(self.static(features), self)
+        return cached
+
+    def static(self, features: DocFeatures) -> _Static:
+        """What of a story's vectors does not depend on the counts."""
+        cached = self._static.get(features.key)
+        if cached is None or (
+            cached.features is not features
+            and (
+                cached.features.terms != features.terms
+                or cached.features.entities != features.entities
+            )
+        ):
+            cached = self._static[features.key] = _Static.of(features, self)
+        elif cached.features is not features:
+            cached = replace(cached, features=features)
+            self._static[features.key] = cached
         return cached
 
     def to_json(self) -> dict[str, Any]:
@@ -225,19 +285,65 @@ def _top(counts: Counter[str], limit: int) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
-Vector = dict[str, float]
+FloatArray = npt.NDArray[np.float64]
+IdArray = npt.NDArray[np.intp]
 
 
-def _vector(counts: Mapping[str, int], idf: Callable[[str], float]) -> Vector:
-    weights = {k: (1.0 + math.log(v)) * idf(k) for k, v in counts.items() if v > 0}
-    norm = math.sqrt(sum(w * w for w in weights.values()))
-    return {k: w / norm for k, w in weights.items()} if norm else {}
+@dataclass(frozen=True, slots=True)
+class _Sparse:
+    """An L2-normalised TF-IDF vector: vocabulary ids (`CorpusStats.ids`) and weights."""
+
+    ids: IdArray
+    weights: FloatArray
 
 
-def _dot(left: Vector, right: Vector) -> float:
-    if len(left) > len(right):
-        left, right = right, left
-    return sum(w * right.get(k, 0.0) for k, w in left.items())
+_NO_IDS: IdArray = np.zeros(0, dtype=np.intp)
+_EMPTY = _Sparse(_NO_IDS, np.zeros(0, dtype=np.float64))
+
+
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    """A story's positive counts: keys, vector positions and 1 + log(count)."""
+
+    keys: list[str]
+    ids: IdArray
+    log_tf: FloatArray
+
+    @classmethod
+    def of(cls, counts: Mapping[str, int], stats: CorpusStats) -> _Counts:
+        keys = list(counts)
+        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(keys))
+        if len(tf) and tf.min() <= 0:
+            keep = tf > 0
+            keys = [k for k, kept in zip(keys, keep.tolist(), strict=True) if kept]
+            tf = tf[keep]
+        return cls(keys, stats.ids(keys), 1.0 + np.log(tf))
+
+    def vector(self, stats: CorpusStats) -> _Sparse:
+        if not self.keys:
+            return _EMPTY
+        weights = self.log_tf * stats.idfs(self.keys)
+        norm = math.sqrt(float((weights * weights).sum()))
+        return _Sparse(self.ids, weights / norm) if norm else _EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class _Static:
+    features: DocFeatures
+    terms: _Counts
+    entities: _Counts
+    years: set[str]
+    date: datetime | None
+
+    @classmethod
+    def of(cls, features: DocFeatures, stats: CorpusStats) -> _Static:
+        return cls(
+            features,
+            _Counts.of(features.terms, stats),
+            _Counts.of(features.entities, stats),
+            _years(features.entities),
+            _parse_date(features.published_at),
+        )
 
 
 def _parse_date(value: str | None) -> datetime | None:
@@ -250,9 +356,10 @@ def _parse_date(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _names(vector: Vector, top: int) -> set[str]:
+def _names(keys: Sequence[str], weights: FloatArray, top: int) -> set[str]:
     names = sorted(
-        ((w, k) for k, w in vector.items() if k.startswith("n:")), key=lambda x: (-x[0], x[1])
+        ((w, k) for k, w in zip(keys, weights.tolist(), strict=True) if k.startswith("n:")),
+        key=lambda x: (-x[0], x[1]),
     )
     return {k for _, k in names[:top]}
 
@@ -268,54 +375,89 @@ def _years(entities: Mapping[str, int]) -> set[str]:
 @dataclass(slots=True)
 class _Prepared:
     features: DocFeatures
-    terms: Vector
-    entities: Vector
+    terms: _Sparse
+    entities: _Sparse
+    # The entities with weight (for "neither's main names appear in the other").
+    entity_keys: frozenset[str]
     names: set[str]
     years: set[str]
     date: datetime | None
 
 
-def _prepare(features: DocFeatures, idf: Callable[[str], float]) -> _Prepared:
-    entities = _vector(features.entities, idf)
+def _prepare(static: _Static, stats: CorpusStats) -> _Prepared:
+    entities = static.entities.vector(stats)
+    entity_keys = static.entities.keys if len(entities.ids) else []
     return _Prepared(
-        features,
-        _vector(features.terms, idf),
+        static.features,
+        static.terms.vector(stats),
         entities,
-        _names(entities, 3),
-        _years(features.entities),
-        _parse_date(features.published_at),
+        frozenset(entity_keys),
+        _names(entity_keys, entities.weights, 3),
+        static.years,
+        static.date,
     )
 
 
-def _evidence(query: _Prepared, other: _Prepared, weights: Weights) -> float:
-    score = weights.entities * _dot(query.entities, other.entities)
-    # Both stories name people or places, yet neither's main names appear in the other:
-    # the same kind of event happening to someone else.
-    if (
-        query.names
-        and other.names
-        and not (query.names & other.entities.keys())
-        and not (other.names & query.entities.keys())
-    ):
-        score -= weights.mismatch
-    if query.years and other.years and not (query.years & other.years):
-        score -= weights.year_mismatch
-    if weights.use_dates and query.date and other.date:
-        days = abs((query.date - other.date).total_seconds()) / 86400.0
-        score += weights.recency / (1.0 + days / weights.recency_days)
-        if days > 365:
-            score -= weights.far_apart
-    return score
+@dataclass(frozen=True, slots=True)
+class _Stack:
+    """Many vectors laid end to end, so that their dot products with one dense vector are a
+    gather, a multiply and a `bincount`."""
+
+    ids: IdArray
+    weights: FloatArray
+    rows: IdArray
+    count: int
+
+    @classmethod
+    def of(cls, vectors: Sequence[_Sparse]) -> _Stack:
+        if not vectors:
+            return cls(_NO_IDS, np.zeros(0, dtype=np.float64), _NO_IDS, 0)
+        sizes = [len(v.ids) for v in vectors]
+        return cls(
+            np.concatenate([v.ids for v in vectors]),
+            np.concatenate([v.weights for v in vectors]),
+            np.repeat(np.arange(len(vectors), dtype=np.intp), sizes),
+            len(vectors),
+        )
+
+    def dots(self, dense: FloatArray) -> FloatArray:
+        products = dense[self.ids] * self.weights
+        sums = np.bincount(self.rows, weights=products, minlength=self.count)
+        return sums.astype(np.float64, copy=False)
 
 
-def _add(into: Vector, vector: Vector, weight: float) -> None:
-    for k, w in vector.items():
-        into[k] = into.get(k, 0.0) + weight * w
+def _dense(vector: _Sparse, size: int) -> FloatArray:
+    out = np.zeros(size, dtype=np.float64)
+    out[vector.ids] = vector.weights
+    return out
 
 
-def _normalised(vector: Vector) -> Vector:
-    norm = math.sqrt(sum(w * w for w in vector.values()))
-    return {k: w / norm for k, w in vector.items()} if norm else {}
+def _evidence(
+    query: _Prepared, pool: Sequence[_Prepared], weights: Weights, size: int
+) -> FloatArray:
+    stack = _Stack.of([c.entities for c in pool])
+    out = weights.entities * stack.dots(_dense(query.entities, size))
+    for n, other in enumerate(pool):
+        score = 0.0
+        # Both stories name people or places, yet neither's main names appear in the other:
+        # the same kind of event happening to someone else.
+        if (
+            query.names
+            and other.names
+            and not (query.names & other.entity_keys)
+            and not (other.names & query.entity_keys)
+        ):
+            score -= weights.mismatch
+        if query.years and other.years and not (query.years & other.years):
+            score -= weights.year_mismatch
+        if weights.use_dates and query.date and other.date:
+            days = abs((query.date - other.date).total_seconds()) / 86400.0
+            score += weights.recency / (1.0 + days / weights.recency_days)
+            if days > 365:
+                score -= weights.far_apart
+        if score:
+            out[n] += score
+    return out
 
 
 def rank_related(
@@ -341,22 +483,34 @@ def rank_related(
     corpus = stats if stats is not None else CorpusStats.of([query, *pool])
     q = corpus.prepared(query)
     prepared = [corpus.prepared(c) for c in pool]
-    evidence = [_evidence(q, c, weights) for c in prepared]
-    scores = [_dot(q.terms, c.terms) + e for c, e in zip(prepared, evidence, strict=True)]
+    size = corpus.vocabulary_size()
+    evidence = _evidence(q, prepared, weights, size)
+    stack = _Stack.of([c.terms for c in prepared])
+    dense = _dense(q.terms, size)
+    scores = stack.dots(dense) + evidence
 
     # Pseudo-relevance feedback: the best few candidates describe the event better than the
     # query alone, and pull in its other reports that share words with them, not with it.
     if weights.feedback > 0 and len(prepared) > weights.feedback_docs:
-        expanded: Vector = dict(q.terms)
-        for i in _order(prepared, scores)[: weights.feedback_docs]:
-            _add(expanded, prepared[i].terms, weights.feedback / weights.feedback_docs)
-        expanded = _normalised(expanded)
-        scores = [_dot(expanded, c.terms) + e for c, e in zip(prepared, evidence, strict=True)]
+        share = weights.feedback / weights.feedback_docs
+        touched = [q.terms.ids]
+        for i in _order(prepared, scores.tolist())[: weights.feedback_docs]:
+            top = prepared[i].terms
+            dense[top.ids] += share * top.weights
+            touched.append(top.ids)
+        # Only the touched positions: a matrix product over the whole vocabulary goes to
+        # BLAS, whose threads fight the ingest pool for the cores.
+        used = dense[np.unique(np.concatenate(touched))]
+        norm = math.sqrt(float((used * used).sum()))
+        if norm:
+            dense /= norm
+        scores = stack.dots(dense) + evidence
 
     # Folding copies compares every pair of hits; hits under the floor are never shown.
-    order = [i for i in _order(prepared, scores) if scores[i] >= min_score]
+    values = scores.tolist()
+    order = [i for i in _order(prepared, values) if values[i] >= min_score]
     return _select(
-        q, [prepared[i] for i in order], [scores[i] for i in order], limit, weights, fold_copies
+        q, [prepared[i] for i in order], [values[i] for i in order], limit, weights, fold_copies
     )
 
 
@@ -367,6 +521,22 @@ def _order(prepared: Sequence[_Prepared], scores: Sequence[float]) -> list[int]:
 
 def _seen(seen: Counter[str], source: str | None) -> int:
     return seen[source] if source else 0
+
+
+def _copy_of(ranked: Sequence[_Prepared], threshold: float) -> list[list[bool]] | None:
+    """`[i][j]`: whether hits i and j are near copies, all pairs at once; None when the
+    signatures differ in length (then `minhash_similarity` decides pair by pair)."""
+    signatures = [item.features.signature for item in ranked]
+    sizes = {len(s) for s in signatures}
+    if len(sizes) != 1 or not ranked:
+        return None
+    (size,) = sizes
+    if not size:
+        return [[threshold <= 0.0] * len(ranked) for _ in ranked]
+    matrix = np.array(signatures, dtype=np.uint64)
+    same = (matrix[:, None, :] == matrix[None, :, :]).sum(axis=2)
+    similar: list[list[bool]] = (same / size >= threshold).tolist()
+    return similar
 
 
 def _select(
@@ -380,14 +550,21 @@ def _select(
     heads: list[_Prepared] = []
     head_scores: list[float] = []
     copies: list[list[_Prepared]] = []
-    for item, score in zip(ranked, scores, strict=True):
+    similar = _copy_of(ranked, weights.copy_similarity) if fold_copies else None
+    head_rows: list[int] = []
+    for row, (item, score) in enumerate(zip(ranked, scores, strict=True)):
         if fold_copies:
+            mine = similar[row] if similar is not None else None
             home = next(
                 (
                     n
                     for n, head in enumerate(heads)
-                    if minhash_similarity(head.features.signature, item.features.signature)
-                    >= weights.copy_similarity
+                    if (
+                        mine[head_rows[n]]
+                        if mine is not None
+                        else minhash_similarity(head.features.signature, item.features.signature)
+                        >= weights.copy_similarity
+                    )
                 ),
                 None,
             )
@@ -395,6 +572,7 @@ def _select(
                 copies[home].append(item)
                 continue
         heads.append(item)
+        head_rows.append(row)
         head_scores.append(score)
         copies.append([])
 

@@ -201,3 +201,26 @@ def test_output_is_deterministic() -> None:
     assert minhash("a fixed text")[:2] == (40182222699221763, 484793645605951774)
     assert minhash_similarity(minhash("quake hits Aceh"), minhash("quake hits Aceh")) == 1.0
     assert minhash_similarity((), ()) == 0.0
+
+
+def test_rebased_stats_rank_like_fresh_stats() -> None:
+    docs = features(REID_2009, REID_2009_PEOPLE, LOHAN_2013, QUAKE)
+    reused = CorpusStats.of(docs[:2])
+    rank_related(docs[0], docs[1:], stats=reused)  # fills the caches under other counts
+    fresh = CorpusStats.of(docs)
+    reused.rebase(fresh.docs, dict(fresh.df))
+    assert rank_related(docs[0], docs[1:], stats=reused) == rank_related(
+        docs[0], docs[1:], stats=fresh
+    )
+
+
+def test_copies_fold_when_signatures_differ_in_length() -> None:
+    text = "A strong earthquake of magnitude 6.1 shook Aceh province in Indonesia on Tuesday."
+    copy_a, copy_b = features(
+        Doc("a", "Quake in Aceh", text, "a.com"), Doc("b", "Quake in Aceh", text, "b.com")
+    )
+    headline = DocFeatures("h", {"quake": 1}, {}, (), "c.com")
+    query = build_features(QUAKE)
+    hits = rank_related(query, [copy_a, copy_b, headline])
+    folded = next(hit for hit in hits if hit.copies)
+    assert {folded.key, *folded.copies} == {"a", "b"}

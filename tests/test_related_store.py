@@ -285,3 +285,21 @@ async def test_v1_database_with_stories_migrates_and_backfills(tmp_path: Path) -
         assert await store.missing_features(FEATURES_VERSION, 10) == []
         assert (await store.corpus_counts([])).docs == 5
         assert result.refreshed == 4  # all but the list ranked just now
+
+
+async def test_batches_summarised_ahead_store_and_rank_in_order(
+    store: StoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batch n + 1 is summarised while batch n is stored and ranked: a URL repeated in a later
+    # batch is still reported as a duplicate of the story stored first, in input order.
+    monkeypatch.setattr("ingest.pipeline.BATCH_SIZE", 2)
+    again = CHILE | {"title": "Chile quake, again"}
+    report = await make_ingestor(store).ingest_bytes(
+        jsonl(CHILE, HAITI, CHILE_FOLLOW_UP, again, *FILLER), filename="stories.jsonl"
+    )
+    assert report.rejected == []
+    chile, haiti, follow_up = await ids_by_url(store, CHILE, HAITI, CHILE_FOLLOW_UP)
+    assert report.added[:3] == [chile, haiti, follow_up]
+    assert [d.existing_id for d in report.duplicates] == [chile]
+    related = await store.related_of(chile)
+    assert related[0].story.id == follow_up
