@@ -18,7 +18,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from pydantic import SecretStr
-from telegram._utils.defaultvalue import DEFAULT_NONE
-from telegram._utils.types import ODVInput
-from telegram.request import BaseRequest, RequestData
+from telegram.request import BaseRequest
 
+from bot.console import InProcessRequest
 from bot.services import NewsApp
 from bot.settings import Settings
 
@@ -168,75 +167,24 @@ class Recorded:
     params: JSON
 
 
-class RecordingRequest(BaseRequest):
-    """Answers the Bot API in-process (like bot.console.ConsoleRequest) and records calls.
+class RecordingRequest(InProcessRequest):
+    """Answers the Bot API in-process (as the console chat does) and records calls.
 
     No rendering, no printing: what is left is PTB's own request building and JSON, so the
     handler timings include everything the bot does except the network round trip.
     """
 
     def __init__(self) -> None:
-        self._message_ids = itertools.count(1)
+        super().__init__(bot=bot_user(), chat_name="Reader")
         self.calls: list[Recorded] = []
         # The last message sent or edited, as Telegram returns it (a button press needs it).
         self.last_message: JSON | None = None
-        self._methods: dict[str, Callable[[JSON], Any]] = {
-            "getMe": lambda _: bot_user(),
-            "setMyCommands": lambda _: True,
-            "deleteWebhook": lambda _: True,
-            "sendMessage": self._send_message,
-            "editMessageText": self._edit_message_text,
-            "answerCallbackQuery": lambda _: True,
-        }
 
-    @property
-    def read_timeout(self) -> float | None:
-        return None
+    def record(self, method: str, params: JSON) -> None:
+        self.calls.append(Recorded(method, params))
 
-    async def initialize(self) -> None:
-        """Nothing to open."""
-
-    async def shutdown(self) -> None:
-        """Nothing to close."""
-
-    async def do_request(
-        self,
-        url: str,
-        method: str,
-        request_data: RequestData | None = None,
-        read_timeout: ODVInput[float] = DEFAULT_NONE,
-        write_timeout: ODVInput[float] = DEFAULT_NONE,
-        connect_timeout: ODVInput[float] = DEFAULT_NONE,
-        pool_timeout: ODVInput[float] = DEFAULT_NONE,
-    ) -> tuple[int, bytes]:
-        name = url.rsplit("/", 1)[-1]
-        params = dict(request_data.parameters) if request_data is not None else {}
-        self.calls.append(Recorded(name, params))
-        answer = self._methods.get(name)
-        if answer is None:
-            body: JSON = {"ok": False, "error_code": 400, "description": f"no {name} here"}
-            return 400, json.dumps(body).encode()
-        return 200, json.dumps({"ok": True, "result": answer(params)}).encode()
-
-    def _message(self, params: JSON, message_id: int) -> JSON:
-        message: JSON = {
-            "message_id": message_id,
-            "date": int(time.time()),
-            "chat": {"id": params["chat_id"], "type": "private", "first_name": "Reader"},
-            "from": bot_user(),
-            "text": params["text"],
-        }
-        if params.get("reply_markup"):
-            message["reply_markup"] = params["reply_markup"]
-        return message
-
-    def _send_message(self, params: JSON) -> JSON:
-        self.last_message = self._message(params, next(self._message_ids))
-        return self.last_message
-
-    def _edit_message_text(self, params: JSON) -> JSON:
-        self.last_message = self._message(params, int(params["message_id"]))
-        return self.last_message
+    def delivered(self, message: JSON, *, edited: bool) -> None:
+        self.last_message = message
 
     def last(self, method: str) -> Recorded:
         for call in reversed(self.calls):

@@ -126,15 +126,20 @@ class ConsoleChat:
         self.console.print(Text(f"  ({text})", style="dim"), soft_wrap=True)
 
 
-class ConsoleRequest(BaseRequest):
-    """Answers the Bot API in-process and shows what the bot sends."""
+class InProcessRequest(BaseRequest):
+    """Answers the Bot API in-process: no connection leaves the process.
 
-    def __init__(self, chat: ConsoleChat) -> None:
-        self._chat = chat
+    It answers what a chat needs (getMe, setMyCommands, sendMessage, editMessageText,
+    answerCallbackQuery); anything else gets a 400. Subclasses see each call through `record`,
+    each message through `delivered` and each callback answer through `callback_answered`.
+    """
+
+    def __init__(self, *, bot: JSON | None = None, chat_name: str = "You") -> None:
+        self._bot = bot if bot is not None else bot_user()
+        self._chat_name = chat_name
         self._message_ids = itertools.count(1)
-        self.messages: dict[int, JSON] = {}
         self._methods: dict[str, Callable[[JSON], Any]] = {
-            "getMe": lambda _: bot_user(),
+            "getMe": lambda _: self._bot,
             "setMyCommands": lambda _: True,
             "deleteWebhook": lambda _: True,
             "sendMessage": self._send_message,
@@ -163,24 +168,34 @@ class ConsoleRequest(BaseRequest):
         pool_timeout: ODVInput[float] = DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         name = url.rsplit("/", 1)[-1]
+        params = dict(request_data.parameters) if request_data is not None else {}
+        self.record(name, params)
         answer = self._methods.get(name)
         if answer is None:
-            # getFile and friends: there are no files or updates to fetch in the console.
+            # getFile and friends: there are no files or updates to fetch in process.
             body: JSON = {
                 "ok": False,
                 "error_code": 400,
                 "description": f"Bad Request: {name} is not available in the console chat",
             }
             return 400, json.dumps(body).encode()
-        params = dict(request_data.parameters) if request_data is not None else {}
         return 200, json.dumps({"ok": True, "result": answer(params)}).encode()
+
+    def record(self, method: str, params: JSON) -> None:
+        """Called for every Bot API call, answered or not."""
+
+    def delivered(self, message: JSON, *, edited: bool) -> None:
+        """Called for every message the bot sends or edits."""
+
+    def callback_answered(self, params: JSON) -> None:
+        """Called for every answerCallbackQuery."""
 
     def _message(self, params: JSON, message_id: int) -> JSON:
         message: JSON = {
             "message_id": message_id,
             "date": int(time.time()),
-            "chat": {"id": params["chat_id"], "type": "private", "first_name": "You"},
-            "from": bot_user(),
+            "chat": {"id": params["chat_id"], "type": "private", "first_name": self._chat_name},
+            "from": self._bot,
             # Telegram would answer with plain text plus entities; the console keeps the HTML
             # to render it, and a plain `text` keeps the Message object valid.
             "text": params["text"],
@@ -192,20 +207,34 @@ class ConsoleRequest(BaseRequest):
 
     def _send_message(self, params: JSON) -> JSON:
         message = self._message(params, next(self._message_ids))
-        self.messages[message["message_id"]] = message
-        self._chat.show(message, edited=False)
+        self.delivered(message, edited=False)
         return message
 
     def _edit_message_text(self, params: JSON) -> JSON:
         message = self._message(params, int(params["message_id"]))
-        self.messages[message["message_id"]] = message
-        self._chat.show(message, edited=True)
+        self.delivered(message, edited=True)
         return message
 
     def _answer_callback_query(self, params: JSON) -> bool:
+        self.callback_answered(params)
+        return True
+
+
+class ConsoleRequest(InProcessRequest):
+    """Answers the Bot API in-process and shows what the bot sends."""
+
+    def __init__(self, chat: ConsoleChat) -> None:
+        super().__init__()
+        self._chat = chat
+        self.messages: dict[int, JSON] = {}
+
+    def delivered(self, message: JSON, *, edited: bool) -> None:
+        self.messages[message["message_id"]] = message
+        self._chat.show(message, edited=edited)
+
+    def callback_answered(self, params: JSON) -> None:
         if params.get("text"):
             self._chat.notice(str(params["text"]))
-        return True
 
 
 def bot_user() -> JSON:
