@@ -456,10 +456,13 @@ class Ingestor:
         """Skip stories stored under their URL; summarise the rest (a story or a reason)."""
         duplicates: list[Duplicate] = []
         pending: list[tuple[str, ParsedStory]] = []
+        # One query per batch: reading whole stories just to test their URLs cost a round trip
+        # (and a row of text) per story.
+        stored = await self._store.ids_by_url(story.url for _, story in batch)
         for location, story in batch:
-            existing = await self._store.get_by_url(story.url) if story.url else None
+            existing = stored.get(story.url) if story.url else None
             if existing is not None:
-                duplicates.append(Duplicate(location, existing.id))
+                duplicates.append(Duplicate(location, existing))
             else:
                 pending.append((location, story))
         work = partial(prepare_or_reason, options=self._options)

@@ -525,6 +525,20 @@ class StoryStore:
         return int(rows[0][0]) if rows else None
 
     @_translate_errors
+    async def ids_by_url(self, urls: Iterable[str | None]) -> dict[str, int]:
+        """Ids of the stored stories under these URLs, keyed by the URL as given."""
+        wanted = {clean: url for url in urls if url and (clean := _clean_url(url)) is not None}
+        found: dict[str, int] = {}
+        keys = list(wanted)
+        # SQLite caps bound parameters per statement; 500 stays far below every build's cap.
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = await self._read(f"SELECT url, id FROM stories WHERE url IN ({marks})", chunk)
+            found.update({wanted[url]: int(story_id) for url, story_id in rows})
+        return found
+
+    @_translate_errors
     async def get(self, story_id: int) -> Story | None:
         """The story with this id, links in stored order, or None."""
         stories = await self._stories(

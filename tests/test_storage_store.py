@@ -66,6 +66,19 @@ async def test_get_by_url(store: StoryStore) -> None:
     assert story is not None and story.id == result.story_id
 
 
+async def test_ids_by_url_finds_only_stored_urls(store: StoryStore) -> None:
+    first = await store.add(make_story(1, url="https://example.com/a"))
+    second = await store.add(make_story(2, url="https://example.com/b"))
+    found = await store.ids_by_url(
+        ["https://example.com/a", " https://example.com/b ", "https://example.com/c", None, ""]
+    )
+    assert found == {
+        "https://example.com/a": first.story_id,
+        " https://example.com/b ": second.story_id,
+    }
+    assert await store.ids_by_url([]) == {}
+
+
 async def test_story_without_url_or_links(store: StoryStore) -> None:
     first = await store.add(make_story(1, url=None, links=()))
     # A blank URL means "no URL", so it must not collide with the first story.
