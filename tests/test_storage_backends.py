@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
-import os
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
@@ -31,56 +29,9 @@ from storage.models import NewStory, Story
 from storage.postgres import PostgresStoryStore
 from storage.postgres_schema import HEAD_VERSION
 from storage.repository import SEARCH_COUNT_CAP, StoryStore
-from tests.pg_server import ENV_URL, PgServer, PgUnavailable, schema_url, start_server
 from tests.storage_builders import T0, FakeClock, make_story
 
 OpenRepo = Callable[..., Awaitable[StoryRepository]]
-
-_schema_numbers = itertools.count(1)
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """One PostgreSQL server for the whole session, stopped (and its files removed) at the end."""
-    try:
-        server = start_server()
-    except PgUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but no PostgreSQL server could start: {exc}")
-        pytest.skip(f"no PostgreSQL server could start here: {exc}")
-    try:
-        if server.how != "$" + ENV_URL:
-            asyncio.run(_make_durability_cheap(server.url))
-        yield server
-    finally:
-        server.stop()
-
-
-async def _make_durability_cheap(url: str) -> None:
-    # A throwaway server: no need to wait for the disk (CREATE DATABASE syncs a lot).
-    conn = await asyncpg.connect(url)
-    try:
-        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-            await conn.execute(f"ALTER SYSTEM SET {setting} = off")
-        await conn.execute("SELECT pg_reload_conf()")
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-async def pg_url(pg_server: PgServer) -> AsyncIterator[str]:
-    """A URL whose tables live in a new, empty schema on the session's server, dropped after.
-
-    A schema per test rather than a database: CREATE DATABASE costs a few hundred ms.
-    """
-    name = f"newsbot_test_{os.getpid()}_{next(_schema_numbers)}"
-    admin = await asyncpg.connect(pg_server.url)
-    try:
-        await admin.execute(f'CREATE SCHEMA "{name}"')
-        yield schema_url(pg_server.url, name)
-    finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-        await admin.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
