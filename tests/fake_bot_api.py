@@ -232,6 +232,8 @@ class FakeBotAPI:
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
+        # The parameters of the last setWebhook call ({} when none is set).
+        self.webhook: JSON = {}
 
     @property
     def bot_id(self) -> int:
@@ -586,7 +588,22 @@ class FakeBotAPI:
         return self._me()
 
     async def _api_deleteWebhook(self, params: JSON) -> bool:
+        self.webhook = {}
         return True
+
+    async def _api_setWebhook(self, params: JSON) -> bool:
+        url = str(params.get("url", ""))
+        if url and not url.startswith(("https://", "http://")):
+            raise BadRequest("Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+        secret = params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise BadRequest("Bad Request: secret token contains unallowed characters")
+        self.webhook = dict(params)
+        return True
+
+    async def _api_getWebhookInfo(self, params: JSON) -> JSON:
+        return {"url": str(self.webhook.get("url", "")), "has_custom_certificate": False,
+                "pending_update_count": len(self._updates)}  # fmt: skip
 
     async def _api_setMyCommands(self, params: JSON) -> bool:
         for command in params.get("commands", []):
