@@ -10,6 +10,9 @@ must all appear in a story (several subscriptions of one chat are alternatives).
 without a digest time gets new stories pushed as they arrive; with one it gets one digest
 a day instead. Both "what was already sent" marks are story ids: ids only grow
 (AUTOINCREMENT) and writers commit one at a time, so "id > mark" is exactly "new since".
+
+`SubscriptionRepository` is the API the bot uses; storage.postgres_subscriptions provides it
+on PostgreSQL for several bot workers sharing one database.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar
 
 import aiosqlite
 
@@ -37,6 +40,7 @@ __all__ = [
     "ChatSettings",
     "DigestClaim",
     "PushClaim",
+    "SubscriptionRepository",
     "SubscriptionStore",
     "normalise_query",
 ]
@@ -91,6 +95,50 @@ class DigestClaim:
     chat_id: int
     after_id: int
     upto_id: int
+
+
+class SubscriptionRepository(Protocol):
+    """The subscription API that SubscriptionStore (SQLite) and PostgresSubscriptionStore share."""
+
+    async def close(self) -> None: ...
+
+    async def subscribe(self, chat_id: int, words: str) -> bool: ...
+
+    async def unsubscribe(self, chat_id: int, words: str) -> bool: ...
+
+    async def unsubscribe_all(self, chat_id: int) -> int: ...
+
+    async def forget_chat(self, chat_id: int) -> None: ...
+
+    async def move_chat(self, old_id: int, new_id: int) -> None: ...
+
+    async def subscriptions(self, chat_id: int) -> list[str]: ...
+
+    async def count_chats(self) -> int: ...
+
+    async def settings(self, chat_id: int) -> ChatSettings: ...
+
+    async def set_timezone(self, chat_id: int, timezone: str) -> None: ...
+
+    async def set_digest(
+        self, chat_id: int, minute: int | None, *, done_for: str | None = None
+    ) -> None: ...
+
+    async def start_push_mark(self) -> None: ...
+
+    async def claim_push(self) -> PushClaim | None: ...
+
+    async def push_subscriptions(self) -> list[tuple[int, str]]: ...
+
+    async def digest_timezones(self) -> list[str]: ...
+
+    async def claim_digests(
+        self, timezone: str, local_date: str, minute: int
+    ) -> list[DigestClaim]: ...
+
+    async def queries_of(self, chat_ids: Iterable[int]) -> dict[int, list[str]]: ...
+
+    async def matching(self, query: str, after_id: int, upto_id: int, limit: int) -> list[int]: ...
 
 
 def _translate_errors(
@@ -442,3 +490,9 @@ class SubscriptionStore:
                 (fts.all_of(query.split()), after_id, upto_id, limit),
             )
         return [int(row[0]) for row in rows]
+
+
+if TYPE_CHECKING:
+    # mypy proves here that the SQLite store satisfies the protocol.
+    def _sqlite_is_a_repository(store: SubscriptionStore) -> SubscriptionRepository:
+        return store
