@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import importlib.util
 import logging
-import secrets
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from socket import socket
 
 from telegram import BotCommand, Update
-from telegram.constants import ParseMode
+from telegram.constants import FloodLimit, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -28,7 +29,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import delivery, jobs
+from bot import delivery, jobs, webhook
 from bot import formatting as fmt
 from bot.guard import UpdateGuard
 from bot.handlers import admin, reach, reading
@@ -44,6 +45,46 @@ OFFLINE_TOKEN = "0:offline"  # noqa: S105  (a placeholder that opens nothing)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """One worker's share of Telegram's outgoing limits: `max_rate` requests per `period` s."""
+
+    overall_max_rate: float
+    overall_time_period: float
+    group_max_rate: float
+    group_time_period: float
+
+
+def _share(rate: float, period: float, workers: int) -> tuple[float, float]:
+    # aiolimiter cannot grant one request from a bucket smaller than one, so below one per
+    # period the period grows instead (1 per `workers` times as long): the same average.
+    if rate / workers >= 1:
+        return rate / workers, period
+    return 1.0, period * workers / rate
+
+
+def rate_limits(workers: int) -> RateLimits:
+    """Each of `workers` processes gets 1/workers of Telegram's limits, so their sum stays
+    within them: 30 messages a second overall, 20 a minute per group. A chat's updates can
+    land on any worker, hence the per-group share too.
+    """
+    overall = _share(FloodLimit.MESSAGES_PER_SECOND, 1, workers)
+    group = _share(FloodLimit.MESSAGES_PER_MINUTE_PER_GROUP, 60, workers)
+    return RateLimits(*overall, *group)
+
+
+def default_rate_limiter(workers: int) -> AIORateLimiter:
+    """AIORateLimiter holding this worker to its share of the limits (rate_limits)."""
+    limits = rate_limits(workers)
+    return AIORateLimiter(
+        overall_max_rate=limits.overall_max_rate,
+        overall_time_period=limits.overall_time_period,
+        group_max_rate=limits.group_max_rate,
+        group_time_period=limits.group_time_period,
+        max_retries=3,
+    )
+
+
 def build_app(
     settings: Settings,
     *,
@@ -57,7 +98,8 @@ def build_app(
     `request` replaces the HTTP layer (the console chat answers in-process);
     `rate_limit=False` drops AIORateLimiter for tests and benchmarks; `guard` replaces the
     default duplicate and flood check (UpdateGuard(throttle=False) for benchmarks);
-    `rate_limiter` replaces the default AIORateLimiter (tests scale its limits).
+    `rate_limiter` replaces the default AIORateLimiter (tests scale its limits); the default
+    takes 1/WORKERS of Telegram's limits (rate_limits).
     """
     # Request URLs carry the token; httpx logs them at INFO.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -93,7 +135,7 @@ def build_app(
         )
     app: NewsApp
     if rate_limit:
-        app = builder.rate_limiter(rate_limiter or AIORateLimiter(max_retries=3)).build()
+        app = builder.rate_limiter(rate_limiter or default_rate_limiter(settings.workers)).build()
     else:
         app = builder.build()
     _add_handlers(app, guard or UpdateGuard())
@@ -229,22 +271,53 @@ def run_bot(settings: Settings) -> None:
     """Run against Telegram until SIGINT/SIGTERM: webhook when WEBHOOK_URL is set, else polling."""
     if settings.bot_token is None:
         raise SettingsError("missing setting BOT_TOKEN: get one from @BotFather")
+    webhook.check_run_settings(settings)
+    if settings.webhook_url and importlib.util.find_spec("tornado") is None:
+        raise SettingsError(
+            'bad setting WEBHOOK_URL: webhooks need pip install "python-telegram-bot[webhooks]"'
+        )
     app = build_app(settings)
     if not settings.webhook_url:
         app.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=STOP_SIGNALS)
         return
-    if importlib.util.find_spec("tornado") is None:
-        raise SettingsError(
-            'bad setting WEBHOOK_URL: webhooks need pip install "python-telegram-bot[webhooks]"'
-        )
-    app.run_webhook(
-        # Behind a reverse proxy or in a container the webhook must listen on every interface.
-        listen="0.0.0.0",  # noqa: S104
-        port=settings.webhook_port,
-        url_path=urlsplit(settings.webhook_url).path.strip("/"),
-        webhook_url=settings.webhook_url,
-        # A fresh secret per run: Telegram echoes it, so forged requests are refused.
-        secret_token=secrets.token_urlsafe(32),
-        allowed_updates=Update.ALL_TYPES,
-        stop_signals=STOP_SIGNALS,
-    )
+    asyncio.run(serve_webhook(app, settings))
+
+
+async def serve_webhook(
+    app: NewsApp,
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    sock: socket | None = None,
+) -> None:
+    """Webhook mode as one worker of WORKERS, until SIGINT/SIGTERM or, if given, `stop` is set.
+
+    A lone worker sets the webhook itself; with several, `python -m bot.webhook set` does it
+    once (bot.webhook explains why). `sock`, a listening socket, replaces WEBHOOK_LISTEN and
+    WEBHOOK_PORT (tests).
+    """
+    _, secret = webhook.url_and_secret(settings)
+    loop = asyncio.get_running_loop()
+    signals = STOP_SIGNALS if stop is None else ()
+    stop = stop or asyncio.Event()
+    for stop_signal in signals:
+        loop.add_signal_handler(stop_signal, stop.set)
+    try:
+        async with (
+            running(app, poll=False),
+            webhook.serving(
+                app,
+                secret=secret,
+                path=webhook.webhook_path(settings),
+                listen=settings.webhook_listen,
+                port=settings.webhook_port,
+                sock=sock,
+            ),
+        ):
+            if settings.workers == 1:
+                await webhook.set_webhook(app.bot, settings)
+            logger.info("webhook worker up (one of %s)", settings.workers)
+            await stop.wait()
+    finally:
+        for stop_signal in signals:
+            loop.remove_signal_handler(stop_signal)

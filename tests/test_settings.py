@@ -15,6 +15,11 @@ ENV_VARS = (
     "SUMMARY_SENTENCES",
     "SUMMARY_ALGORITHM",
     "LOG_LEVEL",
+    "DATABASE_URL",
+    "WEBHOOK_URL",
+    "WEBHOOK_SECRET",
+    "WEBHOOK_LISTEN",
+    "WORKERS",
 )
 
 
@@ -59,6 +64,14 @@ def test_api_url_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
         ("SUMMARY_ALGORITHM", "magic"),
         ("LOG_LEVEL", "LOUD"),
         ("TELEGRAM_API_URL", "ftp://example.org"),
+        ("DATABASE_URL", "mysql://newsbot:pw@db/newsbot"),
+        ("DATABASE_URL", "sqlite:///"),
+        ("DATABASE_URL", "data/newsbot.db"),
+        ("WEBHOOK_SECRET", "has spaces"),
+        ("WEBHOOK_SECRET", "x" * 257),
+        ("WEBHOOK_SECRET", "semi;colon"),
+        ("WORKERS", "0"),
+        ("WORKERS", "65"),
     ],
 )
 def test_bad_value_names_the_variable(
@@ -92,3 +105,56 @@ def test_log_filter_redacts_token() -> None:
 def test_settings_object_is_typed() -> None:
     settings = Settings(_env_file=None, admin_ids="7")  # type: ignore[call-arg, arg-type]
     assert settings.admin_ids == frozenset({7})
+
+
+def test_store_url_defaults_to_the_sqlite_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().store_url == "sqlite:///data/newsbot.db"
+    monkeypatch.setenv("DATABASE_PATH", "/var/lib/newsbot/news.db")
+    assert load_settings().store_url == "sqlite:////var/lib/newsbot/news.db"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///other.db",
+        "postgresql://newsbot:pw@postgres:5432/newsbot",
+        "postgres://newsbot@localhost/newsbot",
+    ],
+)
+def test_database_url_wins_over_the_path(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("DATABASE_PATH", "ignored.db")
+    monkeypatch.setenv("DATABASE_URL", url)
+    settings = load_settings()
+    assert settings.database_url == url
+    assert settings.store_url == url
+
+
+def test_database_password_never_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://newsbot:HUNTER2@postgres/newsbot")
+    assert "HUNTER2" not in repr(load_settings())
+    monkeypatch.setenv("DATABASE_URL", "mysql://newsbot:HUNTER2@postgres/newsbot")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "HUNTER2" not in str(info.value)
+
+
+def test_webhook_and_worker_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.webhook_secret is None
+    assert settings.workers == 1
+    assert settings.webhook_listen == "0.0.0.0"  # noqa: S104
+    secret = "Abc_-09" + "z" * 249  # 256 characters, every kind Telegram allows
+    monkeypatch.setenv("WEBHOOK_SECRET", secret)
+    monkeypatch.setenv("WORKERS", "4")
+    settings = load_settings()
+    assert settings.webhook_secret is not None
+    assert settings.webhook_secret.get_secret_value() == secret
+    assert secret not in repr(settings)
+    assert settings.workers == 4
+
+
+def test_bad_webhook_secret_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", "almost-right-but-for-this!")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "almost-right" not in str(info.value)
