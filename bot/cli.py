@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     cli_summarize.add_parser(subparsers)
     cli_db.add_parser(subparsers)
     cli_related.add_parser(subparsers)
+    webhook = subparsers.add_parser(
+        "webhook",
+        help="set, delete or show the webhook: once per deployment, not per worker",
+    )
+    webhook.add_argument("action", choices=("set", "delete", "info"))
     return parser
 
 
@@ -63,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "db":
         # Both ends are given as URLs on the command line.
         return cli_db.run(args)
+    if args.command == "webhook":
+        from bot import webhook
+
+        return webhook.main([args.action])
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -7,7 +7,7 @@ in. Workers keep no state between updates: the pagination cursor rides in the ca
 and everything else is in the database, so any worker can take any update.
 
 Exactly one process calls setWebhook: `newsbot run` itself when WORKERS=1, otherwise the
-one-shot `python -m bot.webhook set` (docker-compose.yml's `webhook` service). Workers cannot
+one-shot `newsbot webhook set` (docker-compose.yml's `webhook` service). Workers cannot
 leave it to PTB: `Updater.start_webhook` always calls setWebhook, and without a webhook_url
 it invents http://<listen>:<port>/<path>, which would point Telegram at a container address.
 """
@@ -95,7 +95,7 @@ async def serving(
         await server.shutdown()
 
 
-# -- python -m bot.webhook set|delete|info ------------------------------------------------
+# -- newsbot webhook set|delete|info (also python -m bot.webhook) ----------------------
 
 
 async def _command(action: str, settings: Settings) -> int:
@@ -128,7 +128,7 @@ async def _command(action: str, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bot.webhook",
+        prog="newsbot webhook",
         description="Set, delete or show the bot's webhook (once per deployment, not per "
         "worker). Reads the same settings as `newsbot run`.",
     )

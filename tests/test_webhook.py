@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from bot import webhook
+from bot import cli, webhook
 from bot.app import build_app, rate_limits, run_bot, serve_webhook
 from bot.services import NewsApp
 from bot.settings import Settings, SettingsError
@@ -147,7 +147,7 @@ async def test_two_workers_share_one_database(
         older = await api.next_call("editMessageText", message_id=page.result["message_id"])
         assert story_ids(older.result["text"]) == [ids[2], ids[1]]
         await api.next_call("answerCallbackQuery")
-    # With several workers none sets the webhook: `python -m bot.webhook set` does, once.
+    # With several workers none sets the webhook: `newsbot webhook set` does, once.
     assert not api.of("setWebhook")
 
 
@@ -164,7 +164,7 @@ async def test_webhook_set_command_sets_url_and_secret(
     }.items():
         monkeypatch.setenv(name, value)
     # main() runs its own event loop; the fake server keeps answering on this one.
-    assert await asyncio.to_thread(webhook.main, ["set"]) == 0
+    assert await asyncio.to_thread(cli.main, ["webhook", "set"]) == 0
     assert api.webhook["url"] == HOOK_URL
     assert api.webhook["secret_token"] == SECRET
     assert await asyncio.to_thread(webhook.main, ["info"]) == 0
