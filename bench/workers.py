@@ -144,28 +144,40 @@ def worker_process(api_url: str, store_url: str, port: int, ready: Any, stop: An
 
 
 async def _worker(api_url: str, store_url: str, port: int, ready: Any, stop: Any) -> None:
-    from bench.common import make_app
-    from bot.app import running
+    import socket
 
-    errors = quiet_logging()
+    from bench.common import make_app
+    from bot.app import serve_webhook
     from storage.backend import is_postgres_url, sqlite_path
 
-    if is_postgres_url(store_url):
-        settings = bench_settings(Path("unused.db"), api_url=api_url, database_url=store_url)
-    else:
-        settings = bench_settings(sqlite_path(store_url), api_url=api_url)
-    app = make_app(settings)
-    async with running(app, poll=False):
-        assert app.updater is not None
-        await app.updater.start_webhook(
-            listen="127.0.0.1",
-            port=port,
-            url_path="hook",
-            webhook_url=f"http://127.0.0.1:{port}/hook",
-            secret_token=SECRET,
-        )
-        ready.set()
+    errors = quiet_logging()
+    where = (
+        {"database_url": store_url}
+        if is_postgres_url(store_url)
+        else {"database_path": sqlite_path(store_url)}
+    )
+    hook = f"http://127.0.0.1:{port}/hook"
+    settings = bench_settings(
+        Path("unused.db"),
+        api_url=api_url,
+        webhook_url=hook,
+        webhook_secret=SECRET,
+        workers=2,  # several workers: none calls setWebhook, as in production
+        **where,
+    )
+    # Listening before the app starts: updates posted early wait in the backlog.
+    listener = socket.create_server(("127.0.0.1", port), backlog=512)
+    listener.setblocking(False)  # tornado's accept loop needs it
+    ready.set()
+    stopped = asyncio.Event()
+
+    async def wait_for_stop() -> None:
         await asyncio.to_thread(stop.wait)
+        stopped.set()
+
+    waiter = asyncio.create_task(wait_for_stop())
+    await serve_webhook(make_app(settings), settings, stop=stopped, sock=listener)
+    await waiter
     if errors.count:
         raise RuntimeError(f"{errors.count} errors in worker {port}, first: {errors.first}")
 

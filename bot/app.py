@@ -292,7 +292,7 @@ async def serve_webhook(
 ) -> None:
     """Webhook mode as one worker of WORKERS, until SIGINT/SIGTERM or, if given, `stop` is set.
 
-    A lone worker sets the webhook itself; with several, `python -m bot.webhook set` does it
+    A lone worker sets the webhook itself; with several, `newsbot webhook set` does it
     once (bot.webhook explains why). `sock`, a listening socket, replaces WEBHOOK_LISTEN and
     WEBHOOK_PORT (tests).
     """
