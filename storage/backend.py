@@ -11,18 +11,35 @@ be typed against it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Protocol, Self
+from typing import TYPE_CHECKING, Final, Protocol, Self, runtime_checkable
 
 from storage.errors import StoreError
-from storage.models import AddResult, NewStory, SearchHit, StoreStats, Story
+from storage.models import (
+    AddResult,
+    CorpusCounts,
+    NewStory,
+    RelatedRow,
+    RelatedStory,
+    SearchHit,
+    StoredFeatures,
+    StoreStats,
+    Story,
+)
 from storage.postgres import PostgresStoryStore
 from storage.repository import StoryStore
 
-__all__ = ["StoryRepository", "is_postgres_url", "open_store", "sqlite_path", "sqlite_url"]
+__all__ = [
+    "JobLeases",
+    "StoryRepository",
+    "is_postgres_url",
+    "open_store",
+    "sqlite_path",
+    "sqlite_url",
+]
 
 SQLITE_PREFIX: Final = "sqlite:///"
 POSTGRES_PREFIXES: Final = ("postgresql://", "postgres://")
@@ -80,6 +97,45 @@ class StoryRepository(Protocol):
 
     async def get_meta(self, key: str) -> str | None: ...
 
+    async def ids_by_url(self, urls: Iterable[str | None]) -> dict[str, int]: ...
+
+    # -- related stories (ingest.pipeline.RelatedIndexer, /related, the refresh job) ------
+
+    async def put_features(self, rows: Sequence[StoredFeatures]) -> None: ...
+
+    async def replace_related(self, lists: Mapping[int, Sequence[RelatedRow]]) -> None: ...
+
+    async def features_of(self, story_ids: Iterable[int]) -> dict[int, StoredFeatures]: ...
+
+    async def missing_features(self, version: int, limit: int) -> list[int]: ...
+
+    async def corpus_counts(self, keys: Iterable[str]) -> CorpusCounts: ...
+
+    async def recent_ids(
+        self, since: datetime, limit: int, *, stale_before: datetime | None = None
+    ) -> list[int]: ...
+
+    async def related_rows(self, story_ids: Iterable[int]) -> dict[int, list[RelatedRow]]: ...
+
+    async def related_of(self, story_id: int, limit: int = 10) -> list[RelatedStory]: ...
+
+    async def related_computed_at(self, story_id: int) -> datetime | None: ...
+
+    async def match_links(
+        self, urls: Iterable[str], titles: Iterable[str]
+    ) -> tuple[dict[str, int], dict[str, int]]: ...
+
+
+@runtime_checkable
+class JobLeases(Protocol):
+    """Scheduled jobs that must run once per period across every process on one database.
+
+    Kept apart from StoryRepository until StoryStore (SQLite) has claim_run too; then it can
+    join the main protocol.
+    """
+
+    async def claim_run(self, name: str, every: timedelta) -> bool: ...
+
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
@@ -126,4 +182,7 @@ if TYPE_CHECKING:
         return store
 
     def _postgres_is_a_repository(store: PostgresStoryStore) -> StoryRepository:
+        return store
+
+    def _postgres_has_job_leases(store: PostgresStoryStore) -> JobLeases:
         return store

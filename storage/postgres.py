@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, ParamSpec, Self, TypeVar
 
@@ -24,14 +24,34 @@ import asyncpg
 
 from storage import fts
 from storage.errors import QueryError, StoreError, UnknownStoryError
-from storage.models import AddResult, Link, NewStory, SearchHit, StoreStats, Story
-from storage.postgres_schema import TS_CONFIG, migrate
+from storage.models import (
+    AddResult,
+    CorpusCounts,
+    Link,
+    NewStory,
+    RelatedRow,
+    RelatedStory,
+    SearchHit,
+    StoredFeatures,
+    StoreStats,
+    Story,
+)
+from storage.postgres_schema import TS_CONFIG, PgConnection, migrate
+from storage.repository import FREQUENT_TERM_SHARE
 
-__all__ = ["RANK_WINDOW", "SEARCH_COUNT_CAP", "PostgresStoryStore"]
+__all__ = ["PRUNE_MIN_STORIES", "RANK_WINDOW", "SEARCH_COUNT_CAP", "PostgresStoryStore"]
 
 # Same bounds as the SQLite store (see storage.repository).
 SEARCH_COUNT_CAP: Final = 1000
 RANK_WINDOW = 2000
+# Below this many stories no frequent word is dropped from any-word queries (as in SQLite).
+PRUNE_MIN_STORIES = 500
+# Verdicts kept per store, and how far the story count may move before they are redone.
+_TERM_CACHE_MAX: Final = 4096
+_TERM_CACHE_DRIFT: Final = 0.1
+# Up to here the story count for frequent-word pruning is exact; above it, the planner's
+# estimate (pg_class.reltuples, kept by autovacuum) is close enough and costs no scan.
+_EXACT_COUNT_BELOW: Final = 20_000
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -161,6 +181,90 @@ _COUNT_SEARCH: Final = f"""
 """
 
 
+# Features and related lists are written with one statement per call, rows in story order:
+# term_df's statement trigger (migration 4) then counts each call's keys in one sorted upsert,
+# and concurrent writers lock shared rows in the same order, so they cannot deadlock.
+# FOR KEY SHARE keeps the stories from being deleted until commit; stories already deleted are
+# skipped rather than failing the batch on the foreign key.
+_PUT_FEATURES: Final = """
+    WITH live AS (SELECT id FROM stories WHERE id = ANY ($1::bigint[]) FOR KEY SHARE)
+    INSERT INTO story_features (story_id, version, features)
+    SELECT f.story_id, f.version, f.features
+      FROM unnest($1::bigint[], $2::integer[], $3::jsonb[]) AS f (story_id, version, features)
+     WHERE f.story_id IN (SELECT id FROM live)
+     ORDER BY f.story_id
+    ON CONFLICT (story_id) DO UPDATE SET version = excluded.version, features = excluded.features
+"""
+
+# Locks the lists' own stories first, in id order: two workers replacing one story's list
+# (ingest offering a new neighbour, the refresh job re-ranking) then take turns, and the
+# second one's DELETE sees the first one's rows. It also returns the stories still there.
+_LOCK_LIST_OWNERS: Final = """
+    SELECT id FROM stories WHERE id = ANY ($1::bigint[]) ORDER BY id FOR NO KEY UPDATE
+"""
+
+# Rows pointing at a story deleted since the list was ranked are skipped, not a failure.
+_INSERT_RELATED: Final = """
+    WITH live AS (SELECT id FROM stories WHERE id = ANY ($3::bigint[]) FOR KEY SHARE)
+    INSERT INTO related (story_id, rank, related_id, score, copies, outlets)
+    SELECT r.story_id, r.rank, r.related_id, r.score, r.copies, r.outlets
+      FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::float8[], $5::jsonb[],
+                  $6::jsonb[]) AS r (story_id, rank, related_id, score, copies, outlets)
+     WHERE r.related_id IN (SELECT id FROM live)
+"""
+
+# Copies deleted since the list was ranked are dropped on the way out.
+_RELATED_COLUMNS: Final = """
+    r.rank, r.score, r.outlets::text AS outlets,
+    (SELECT coalesce(json_agg(c.value ORDER BY c.n), '[]'::json)::text
+       FROM jsonb_array_elements_text(r.copies) WITH ORDINALITY AS c (value, n)
+      WHERE EXISTS (SELECT 1 FROM stories WHERE id = c.value::bigint)) AS copies
+"""
+
+# One statement, so it is atomic across processes: a concurrent claimer waits on the key's
+# unique index (or row lock), then re-checks the WHERE against the winner's committed row.
+_CLAIM_RUN: Final = """
+    INSERT INTO meta (key, value) VALUES ($1, $2)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value
+     WHERE meta.value::timestamptz <= $3::timestamptz
+    RETURNING true
+"""
+
+# How many stories match one word, counted up to $1 (the "frequent" threshold plus one).
+_COUNT_WORD: Final = """
+    (SELECT count(*) FROM (
+        SELECT 1 FROM stories
+         WHERE search_vector @@ websearch_to_tsquery('{config}', ${n}) LIMIT $1) AS m)
+"""
+
+
+class _FrequentTerms:
+    """Bounded cache: is a word (casefolded) in more than FREQUENT_TERM_SHARE of the stories.
+
+    The SQLite store keeps the same cache; a copy here keeps the two stores' internals apart.
+    """
+
+    def __init__(self) -> None:
+        self.verdicts: dict[str, bool] = {}
+        self._basis = 0
+
+    def rebase(self, stories: int) -> None:
+        """Forget every verdict once the store has grown or shrunk by _TERM_CACHE_DRIFT."""
+        if abs(stories - self._basis) > self._basis * _TERM_CACHE_DRIFT:
+            self.verdicts.clear()
+            self._basis = stories
+
+    def put(self, word: str, frequent: bool) -> None:
+        if len(self.verdicts) >= _TERM_CACHE_MAX:
+            # Oldest first: dicts keep insertion order.
+            del self.verdicts[next(iter(self.verdicts))]
+        self.verdicts[word] = frequent
+
+
+def _job_key(name: str) -> str:
+    return f"job.{name}.last_run"
+
+
 def _websearch_all(terms: Iterable[str]) -> str:
     # Terms are runs of letters, digits and marks only (storage.fts), so quoting each one
     # is enough to keep websearch syntax ("or", "-", quotes) from applying to user words.
@@ -209,6 +313,7 @@ class PostgresStoryStore:
         self._url = url
         self._pool: asyncpg.Pool | None = pool
         self._clock = clock
+        self._frequent_terms = _FrequentTerms()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -293,6 +398,7 @@ class PostgresStoryStore:
         ingested = _utc(self._clock())
         results: list[AddResult] = []
         link_rows: list[tuple[Any, ...]] = []
+        features: list[StoredFeatures] = []
         async with self._require_pool().acquire() as conn, conn.transaction():
             for story in stories:
                 url = _clean_url(story.url)
@@ -325,6 +431,10 @@ class PostgresStoryStore:
                     results.append(AddResult(story_id=int(found), created=False))
                     continue
                 results.append(AddResult(story_id=int(story_id), created=True))
+                if story.features is not None:
+                    features.append(
+                        StoredFeatures(int(story_id), story.features_version, story.features)
+                    )
                 for position, link in enumerate(story.links):
                     link_rows.append(
                         (
@@ -339,6 +449,8 @@ class PostgresStoryStore:
                     )
             if link_rows:
                 await conn.executemany(_INSERT_LINK, link_rows)
+            if features:
+                await self._put_features(conn, features)
         return results
 
     @_translate_errors
@@ -357,7 +469,87 @@ class PostgresStoryStore:
             value,
         )
 
+    @staticmethod
+    async def _put_features(conn: PgConnection, rows: Sequence[StoredFeatures]) -> None:
+        # One row per story (the last given wins, as SQLite's row-by-row upsert has it): an
+        # upsert may not touch one row twice.
+        latest = {row.story_id: row for row in rows}
+        ordered = [latest[story_id] for story_id in sorted(latest)]
+        await conn.execute(
+            _PUT_FEATURES,
+            [row.story_id for row in ordered],
+            [row.version for row in ordered],
+            [row.features for row in ordered],
+        )
+
+    @_translate_errors
+    async def put_features(self, rows: Sequence[StoredFeatures]) -> None:
+        """Store (or replace) stories' features; stories deleted meanwhile are skipped."""
+        if not rows:
+            return
+        async with self._require_pool().acquire() as conn, conn.transaction():
+            await self._put_features(conn, rows)
+
+    @_translate_errors
+    async def replace_related(self, lists: Mapping[int, Sequence[RelatedRow]]) -> None:
+        """Replace the related lists of some stories (best first), in one transaction.
+
+        Also records when each list was computed. Entries pointing at stories deleted
+        meanwhile are dropped; a deleted story's own list is simply not written.
+        """
+        if not lists:
+            return
+        now = _utc(self._clock())
+        async with self._require_pool().acquire() as conn, conn.transaction():
+            owners = await conn.fetch(_LOCK_LIST_OWNERS, sorted(lists))
+            live = [int(row[0]) for row in owners]
+            rows = [
+                (story_id, rank, row)
+                for story_id in live
+                for rank, row in enumerate(lists[story_id], start=1)
+            ]
+            await conn.execute("DELETE FROM related WHERE story_id = ANY ($1::bigint[])", live)
+            if rows:
+                await conn.execute(
+                    _INSERT_RELATED,
+                    [story_id for story_id, _, _ in rows],
+                    [rank for _, rank, _ in rows],
+                    [row.related_id for _, _, row in rows],
+                    [row.score for _, _, row in rows],
+                    [json.dumps(list(row.copies)) for _, _, row in rows],
+                    [json.dumps(list(row.outlets), ensure_ascii=False) for _, _, row in rows],
+                )
+            await conn.execute(
+                "UPDATE story_features SET related_at = $1 WHERE story_id = ANY ($2::bigint[])",
+                now,
+                live,
+            )
+
+    @_translate_errors
+    async def claim_run(self, name: str, every: timedelta) -> bool:
+        """Claim scheduled job `name` for now: True for exactly one caller per `every`.
+
+        Atomic across processes sharing the database: of several concurrent callers one gets
+        True; the next True comes once the store's clock is `every` past the last claim.
+        """
+        now = _utc(self._clock())
+        claimed = await self._require_pool().fetchval(
+            _CLAIM_RUN, _job_key(name), now.isoformat(), now - every
+        )
+        return bool(claimed)
+
     # -- reads ---------------------------------------------------------------------------
+
+    @_translate_errors
+    async def ids_by_url(self, urls: Iterable[str | None]) -> dict[str, int]:
+        """Ids of the stored stories under these URLs, keyed by the URL as given."""
+        wanted = {clean: url for url in urls if url and (clean := _clean_url(url)) is not None}
+        if not wanted:
+            return {}
+        rows = await self._read(
+            "SELECT url, id FROM stories WHERE url = ANY ($1::text[])", list(wanted)
+        )
+        return {wanted[url]: int(story_id) for url, story_id in rows}
 
     @_translate_errors
     async def find_duplicate(self, url: str | None, fingerprint: str) -> int | None:
@@ -436,7 +628,46 @@ class PostgresStoryStore:
         if len(terms) == 1:
             return expression
         found = await self._read(_MATCHES_ANY, expression)
-        return expression if found else _websearch_any(terms)
+        return expression if found else _websearch_any(await self._without_frequent(terms))
+
+    async def _story_count_for_pruning(self) -> int:
+        rows = await self._read(
+            "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'stories'::regclass"
+        )
+        estimate = int(rows[0][0]) if rows else 0
+        if estimate >= _EXACT_COUNT_BELOW:
+            return estimate
+        rows = await self._read("SELECT count(*) FROM stories")
+        return int(rows[0][0])
+
+    async def _without_frequent(self, words: list[str]) -> list[str]:
+        """words less those in over FREQUENT_TERM_SHARE of the stories, unless none is left.
+
+        As in the SQLite store: each word's share is counted once (up to the threshold, not
+        every match) and cached. It matters more here, since ts_rank_cd has no IDF: a common
+        word would weigh as much as a rare name, and fill the rank window with its matches.
+        """
+        if len(words) < 2:
+            return words
+        stories = await self._story_count_for_pruning()
+        if stories < PRUNE_MIN_STORIES:
+            return words
+        cache = self._frequent_terms
+        cache.rebase(stories)
+        keys = [word.casefold() for word in words]
+        missing = [key for key in dict.fromkeys(keys) if key not in cache.verdicts]
+        if missing:
+            threshold = int(stories * FREQUENT_TERM_SHARE)
+            columns = ", ".join(
+                _COUNT_WORD.format(config=TS_CONFIG, n=n) for n in range(2, len(missing) + 2)
+            )
+            counts = await self._read(
+                f"SELECT {columns}", threshold + 1, *(_websearch_any([key]) for key in missing)
+            )
+            for key, count in zip(missing, counts[0], strict=True):
+                cache.put(key, int(count) > threshold)
+        rare = [word for word, key in zip(words, keys, strict=True) if not cache.verdicts.get(key)]
+        return rare or words
 
     async def _ranked(
         self, expression: str, limit: int, offset: int, exclude_id: int | None
@@ -463,6 +694,7 @@ class PostgresStoryStore:
         words = fts.tokenize(" ".join(terms))[: fts.MAX_TERMS]
         if not words:
             return []
+        words = await self._without_frequent(words)
         return await self._ranked(_websearch_any(words), limit, 0, exclude_id)
 
     @_translate_query_errors
@@ -474,6 +706,7 @@ class PostgresStoryStore:
         words = fts.tokenize(" ".join(terms))[: fts.MAX_TERMS]
         if not words:
             return []
+        words = await self._without_frequent(words)
         rows = await self._read(
             _SEARCH_IDS, _websearch_any(words), exclude_id, RANK_WINDOW, limit, 0
         )
@@ -518,6 +751,174 @@ class PostgresStoryStore:
         """The value stored under key, or None."""
         rows = await self._read("SELECT value FROM meta WHERE key = $1", key)
         return str(rows[0][0]) if rows else None
+
+    # -- related stories -----------------------------------------------------------------
+
+    @_translate_errors
+    async def features_of(self, story_ids: Iterable[int]) -> dict[int, StoredFeatures]:
+        """Stored features of these stories (those that have any), in one query.
+
+        The features come back as JSON text equal in value to what was stored, though
+        PostgreSQL's jsonb may have reordered keys and spacing.
+        """
+        ids = list(dict.fromkeys(story_ids))
+        if not ids:
+            return {}
+        rows = await self._read(
+            "SELECT story_id, version, features::text, related_at FROM story_features "
+            "WHERE story_id = ANY ($1::bigint[])",
+            ids,
+        )
+        return {
+            int(row[0]): StoredFeatures(
+                story_id=int(row[0]), version=int(row[1]), features=str(row[2]), related_at=row[3]
+            )
+            for row in rows
+        }
+
+    @_translate_errors
+    async def missing_features(self, version: int, limit: int) -> list[int]:
+        """Newest stories whose features are missing or were written by another version."""
+        self._check_limit(limit)
+        rows = await self._read(
+            """
+            SELECT s.id FROM stories AS s
+              LEFT JOIN story_features AS f ON f.story_id = s.id
+             WHERE f.story_id IS NULL OR f.version != $1
+             ORDER BY s.id DESC LIMIT $2
+            """,
+            version,
+            limit,
+        )
+        return [int(row[0]) for row in rows]
+
+    @_translate_errors
+    async def corpus_counts(self, keys: Iterable[str]) -> CorpusCounts:
+        """Document frequencies of these feature keys, and the number of stories counted."""
+        wanted = list(dict.fromkeys(keys))
+        # One statement, so the count and the frequencies come from one snapshot.
+        rows = await self._read(
+            """
+            SELECT (SELECT value FROM counters WHERE name = 'feature_docs'),
+                   (SELECT coalesce(json_object_agg(term, df), '{}')::text
+                      FROM term_df WHERE term = ANY ($1::text[]))
+            """,
+            wanted,
+        )
+        docs, df = rows[0]
+        return CorpusCounts(int(docs), {str(k): int(v) for k, v in json.loads(df).items()})
+
+    @_translate_errors
+    async def recent_ids(
+        self, since: datetime, limit: int, *, stale_before: datetime | None = None
+    ) -> list[int]:
+        """Stories ingested at or after `since` whose related list is older than
+        `stale_before` (or missing), least recently computed first, at most `limit`."""
+        self._check_limit(limit)
+        stale = None if stale_before is None else _utc(stale_before)
+        rows = await self._read(
+            """
+            SELECT s.id FROM stories AS s
+              LEFT JOIN story_features AS f ON f.story_id = s.id
+             WHERE s.ingested_at >= $1
+               AND ($2::timestamptz IS NULL OR f.related_at IS NULL OR f.related_at < $2)
+             ORDER BY f.related_at ASC NULLS FIRST, s.id DESC
+             LIMIT $3
+            """,
+            _utc(since),
+            stale,
+            limit,
+        )
+        return [int(row[0]) for row in rows]
+
+    @_translate_errors
+    async def related_rows(self, story_ids: Iterable[int]) -> dict[int, list[RelatedRow]]:
+        """The stored related lists of these stories, best first, without the stories."""
+        ids = list(dict.fromkeys(story_ids))
+        if not ids:
+            return {}
+        rows = await self._read(
+            f"""
+            SELECT r.story_id, r.related_id, {_RELATED_COLUMNS} FROM related AS r
+             WHERE r.story_id = ANY ($1::bigint[])
+             ORDER BY r.story_id, r.rank
+            """,
+            ids,
+        )
+        lists: dict[int, list[RelatedRow]] = {}
+        for story_id, related_id, _rank, score, outlets, copies in rows:
+            lists.setdefault(int(story_id), []).append(
+                RelatedRow(
+                    related_id=int(related_id),
+                    score=float(score),
+                    copies=tuple(int(c) for c in json.loads(copies)),
+                    outlets=tuple(json.loads(outlets)),
+                )
+            )
+        return lists
+
+    @_translate_errors
+    async def related_of(self, story_id: int, limit: int = 10) -> list[RelatedStory]:
+        """A story's stored related list, best first, with the related stories."""
+        self._check_limit(limit)
+        rows = await self._read(
+            f"""
+            SELECT {_STORY_COLUMNS}, {_RELATED_COLUMNS}
+              FROM related AS r JOIN stories AS s ON s.id = r.related_id
+             WHERE r.story_id = $1
+             ORDER BY r.rank LIMIT $2
+            """,
+            story_id,
+            limit,
+        )
+        n = _STORY_COLUMN_COUNT
+        return [
+            RelatedStory(
+                story=_story_from_row(row),
+                rank=int(row[n]),
+                score=float(row[n + 1]),
+                outlets=tuple(json.loads(row[n + 2])),
+                copies=tuple(int(c) for c in json.loads(row[n + 3])),
+            )
+            for row in rows
+        ]
+
+    @_translate_errors
+    async def related_computed_at(self, story_id: int) -> datetime | None:
+        """When the story's related list was last computed; None if never."""
+        rows = await self._read(
+            "SELECT related_at FROM story_features WHERE story_id = $1", story_id
+        )
+        if not rows or rows[0][0] is None:
+            return None
+        moment: datetime = rows[0][0]
+        return moment
+
+    @_translate_errors
+    async def match_links(
+        self, urls: Iterable[str], titles: Iterable[str]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """Stored story ids by URL, and by title (case-folded keys), for some links."""
+        url_list = [u for u in dict.fromkeys(_clean_url(u) for u in urls) if u]
+        title_list = [t for t in dict.fromkeys(" ".join(t.split()) for t in titles) if t]
+        by_url: dict[str, int] = {}
+        by_title: dict[str, int] = {}
+        if url_list:
+            rows = await self._read(
+                "SELECT url, id FROM stories WHERE url = ANY ($1::text[])", url_list
+            )
+            by_url = {str(url): int(found) for url, found in rows}
+        if title_list:
+            # The oldest story wins a shared title: it is the one the others were copied
+            # from. lower(title) is indexed (migration 2); both sides go through the
+            # database's lower() so they fold case alike.
+            rows = await self._read(
+                "SELECT min(title), min(id) FROM stories WHERE lower(title) IN "
+                "(SELECT lower(t) FROM unnest($1::text[]) AS t) GROUP BY lower(title)",
+                title_list,
+            )
+            by_title = {str(title).casefold(): int(found) for title, found in rows}
+        return by_url, by_title
 
 
 def _redact(url: str) -> str:

@@ -25,7 +25,7 @@ is matched as whole words in the title and text instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -37,6 +37,7 @@ from storage.postgres_schema import HEAD_VERSION, TS_CONFIG, PgConnection, schem
 from storage.subscriptions import (
     MAX_SUBSCRIPTIONS,
     PUSH_MARK_KEY,
+    ChatRecord,
     ChatSettings,
     DigestClaim,
     PushClaim,
@@ -458,6 +459,62 @@ class PostgresSubscriptionStore:
                 self._has_lexemes.clear()
             self._has_lexemes[query] = known
         return known
+
+    # -- copying between stores ----------------------------------------------------------
+
+    @_translate_errors
+    async def export_chats(self, after_chat_id: int | None, limit: int) -> list[ChatRecord]:
+        """Up to `limit` chats with ids above `after_chat_id`, in id order, for a copy."""
+        rows = await self._read(
+            "SELECT chat_id, timezone, digest_minute, digest_after, last_digest_on, created_at "
+            "FROM chats WHERE $1::bigint IS NULL OR chat_id > $1 ORDER BY chat_id LIMIT $2",
+            after_chat_id,
+            limit,
+        )
+        queries: dict[int, list[tuple[str, datetime]]] = {int(row[0]): [] for row in rows}
+        for row in await self._read(
+            "SELECT chat_id, query, created_at FROM subscriptions WHERE chat_id = ANY($1) "
+            'ORDER BY chat_id, query COLLATE "C"',
+            list(queries),
+        ):
+            queries[int(row[0])].append((str(row[1]), _utc(row[2])))
+        return [
+            ChatRecord(
+                chat_id=int(row[0]),
+                timezone=str(row[1]),
+                digest_minute=None if row[2] is None else int(row[2]),
+                digest_after=int(row[3]),
+                last_digest_on=None if row[4] is None else str(row[4]),
+                created_at=_utc(row[5]),
+                subscriptions=tuple(queries[int(row[0])]),
+            )
+            for row in rows
+        ]
+
+    @_translate_errors
+    async def import_chats(self, records: Sequence[ChatRecord]) -> None:
+        """Store chats as given (replacing their settings; adding missing subscriptions)."""
+        async with self._require_pool().acquire() as conn, conn.transaction():
+            await conn.executemany(
+                """
+                INSERT INTO chats (chat_id, timezone, digest_minute, digest_after,
+                                   last_digest_on, created_at)
+                VALUES ($1, $2, $3, $4, $5, $6)
+                ON CONFLICT (chat_id) DO UPDATE SET
+                    timezone = excluded.timezone, digest_minute = excluded.digest_minute,
+                    digest_after = excluded.digest_after,
+                    last_digest_on = excluded.last_digest_on
+                """,
+                [
+                    (r.chat_id, r.timezone, r.digest_minute, r.digest_after, r.last_digest_on,
+                     _utc(r.created_at))
+                    for r in records
+                ],
+            )  # fmt: skip
+            await conn.executemany(
+                _SUBSCRIBE,
+                [(r.chat_id, q, _utc(at)) for r in records for q, at in r.subscriptions],
+            )
 
 
 if TYPE_CHECKING:

@@ -37,6 +37,7 @@ __all__ = [
     "MAX_QUERY_WORDS",
     "MAX_SUBSCRIPTIONS",
     "PUSH_MARK_KEY",
+    "ChatRecord",
     "ChatSettings",
     "DigestClaim",
     "PushClaim",
@@ -58,6 +59,14 @@ _R = TypeVar("_R")
 
 def _micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
+
+
+def _from_micros(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros / 1_000_000, UTC)
+
+
+# Below every Telegram chat id (channels and supergroups are large negative numbers).
+_LOWEST_ID: Final = -(2**63)
 
 
 def normalise_query(words: str) -> str:
@@ -95,6 +104,22 @@ class DigestClaim:
     chat_id: int
     after_id: int
     upto_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRecord:
+    """A chat with its settings and subscriptions, as `newsbot db copy` moves it.
+
+    digest_after is a story id of the store the record came from: the copy translates it.
+    """
+
+    chat_id: int
+    timezone: str
+    digest_minute: int | None
+    digest_after: int
+    last_digest_on: str | None
+    created_at: datetime
+    subscriptions: tuple[tuple[str, datetime], ...]  # (query, created at)
 
 
 class SubscriptionRepository(Protocol):
@@ -139,6 +164,10 @@ class SubscriptionRepository(Protocol):
     async def queries_of(self, chat_ids: Iterable[int]) -> dict[int, list[str]]: ...
 
     async def matching(self, query: str, after_id: int, upto_id: int, limit: int) -> list[int]: ...
+
+    async def export_chats(self, after_chat_id: int | None, limit: int) -> list[ChatRecord]: ...
+
+    async def import_chats(self, records: Sequence[ChatRecord]) -> None: ...
 
 
 def _translate_errors(
@@ -490,6 +519,64 @@ class SubscriptionStore:
                 (fts.all_of(query.split()), after_id, upto_id, limit),
             )
         return [int(row[0]) for row in rows]
+
+    # -- copying between stores ----------------------------------------------------------
+
+    @_translate_errors
+    async def export_chats(self, after_chat_id: int | None, limit: int) -> list[ChatRecord]:
+        """Up to `limit` chats with ids above `after_chat_id`, in id order, for a copy."""
+        rows = await self._read(
+            "SELECT chat_id, timezone, digest_minute, digest_after, last_digest_on, created_at "
+            "FROM chats WHERE chat_id > ? ORDER BY chat_id LIMIT ?",
+            (_LOWEST_ID if after_chat_id is None else after_chat_id, limit),
+        )
+        queries: dict[int, list[tuple[str, datetime]]] = {int(row[0]): [] for row in rows}
+        if queries:
+            marks = ", ".join("?" * len(queries))
+            for chat_id, query, created in await self._read(
+                f"SELECT chat_id, query, created_at FROM subscriptions "
+                f"WHERE chat_id IN ({marks}) ORDER BY chat_id, query",
+                list(queries),
+            ):
+                queries[int(chat_id)].append((str(query), _from_micros(int(created))))
+        return [
+            ChatRecord(
+                chat_id=int(chat_id),
+                timezone=str(timezone),
+                digest_minute=None if minute is None else int(minute),
+                digest_after=int(after),
+                last_digest_on=None if last is None else str(last),
+                created_at=_from_micros(int(created)),
+                subscriptions=tuple(queries[int(chat_id)]),
+            )
+            for chat_id, timezone, minute, after, last, created in rows
+        ]
+
+    @_translate_errors
+    async def import_chats(self, records: Sequence[ChatRecord]) -> None:
+        """Store chats as given (replacing their settings; adding missing subscriptions)."""
+        async with self._transaction() as conn:
+            await conn.executemany(
+                """
+                INSERT INTO chats (chat_id, timezone, digest_minute, digest_after,
+                                   last_digest_on, created_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (chat_id) DO UPDATE SET
+                    timezone = excluded.timezone, digest_minute = excluded.digest_minute,
+                    digest_after = excluded.digest_after,
+                    last_digest_on = excluded.last_digest_on
+                """,
+                [
+                    (r.chat_id, r.timezone, r.digest_minute, r.digest_after, r.last_digest_on,
+                     _micros(r.created_at))
+                    for r in records
+                ],
+            )  # fmt: skip
+            await conn.executemany(
+                "INSERT INTO subscriptions (chat_id, query, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [(r.chat_id, q, _micros(at)) for r in records for q, at in r.subscriptions],
+            )
 
 
 if TYPE_CHECKING:

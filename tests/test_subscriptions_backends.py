@@ -446,3 +446,36 @@ async def test_concurrent_digest_claims_take_every_chat_exactly_once(stores: Sto
             claimed += found
         assert sorted(claim.chat_id for claim in claimed) == list(chats)
         assert {claim.upto_id for claim in claimed} == {ids[-1]}
+
+
+# -- copying between stores ----------------------------------------------------------------
+
+
+async def test_exported_chats_import_into_a_fresh_store_unchanged(stores: Stores) -> None:
+    subs = stores.subs
+    await stores.add(1, 2)
+    await subs.subscribe(-1001234567890, "harbour bridge")  # a supergroup: large negative id
+    await subs.subscribe(-1001234567890, "")
+    await subs.subscribe(7, "zebra")
+    await subs.set_timezone(7, "Europe/Berlin")
+    await subs.set_digest(7, 8 * 60, done_for=DAY)
+    first = await subs.export_chats(None, 1)
+    rest = await subs.export_chats(first[-1].chat_id, 10)
+    exported = first + rest
+    assert [record.chat_id for record in exported] == [-1001234567890, 7]
+    berlin = exported[1]
+    assert (berlin.timezone, berlin.digest_minute, berlin.last_digest_on) == (
+        "Europe/Berlin",
+        480,
+        DAY,
+    )
+    assert [query for query, _ in exported[0].subscriptions] == ["", "bridge harbour"]
+
+    # Into another database of the same backend, twice: the copy is idempotent.
+    for chat_id in (-1001234567890, 7):
+        await subs.forget_chat(chat_id)
+    assert await subs.export_chats(None, 10) == []
+    await subs.import_chats(exported)
+    await subs.import_chats(exported)
+    assert await subs.export_chats(None, 10) == exported
+    assert await subs.settings(7) == ChatSettings(7, "Europe/Berlin", 480, DAY)
