@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "seed":
         return cli_seed.run(args, settings)
     if args.command == "related":
-        return cli_related.run(args, settings.database_path)
+        return cli_related.run(args, settings.store_url)
     if args.command == "chat" or settings.bot_token is None:
         return _run_console(settings)
     return _run_bot(settings)

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ingest.pipeline import RELATED_LIMIT, RelatedIndexer
+from storage.backend import StoryRepository, is_postgres_url, open_store, sqlite_path, sqlite_url
 from storage.errors import StoreError
 from storage.models import Story
-from storage.repository import StoryStore
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help=f"related stories per REF (1-{RELATED_LIMIT}, default {RELATED_LIMIT})",
     )
     parser.add_argument(
-        "--db", type=Path, default=None, help="database file (default: DATABASE_PATH)"
+        "--db",
+        default=None,
+        help="database file or URL (default: DATABASE_URL, else DATABASE_PATH)",
     )
 
 
@@ -45,14 +47,14 @@ def _limit(text: str) -> int:
     return value
 
 
-async def _find(store: StoryStore, ref: str) -> Story | None:
+async def _find(store: StoryRepository, ref: str) -> Story | None:
     text = ref.strip()
     if text.isascii() and text.isdecimal():
         return await store.get(int(text))
     return await store.get_by_url(text)
 
 
-async def related_json(store: StoryStore, ref: str, limit: int) -> dict[str, Any]:
+async def related_json(store: StoryRepository, ref: str, limit: int) -> dict[str, Any]:
     """The object printed for one REF: the story and its related list, or an error."""
     story = await _find(store, ref)
     if story is None:
@@ -95,9 +97,9 @@ def _print_readable(result: dict[str, Any], out: TextIO) -> None:
             print(f"      {item['url']}", file=out)
 
 
-async def _run(args: argparse.Namespace, path: Path, out: TextIO) -> int:
+async def _run(args: argparse.Namespace, url: str, out: TextIO) -> int:
     found_all = True
-    async with await StoryStore.open(path) as store:
+    async with await open_store(url) as store:
         for ref in args.refs:
             result = await related_json(store, ref, args.limit)
             found_all = found_all and "error" not in result
@@ -108,17 +110,19 @@ async def _run(args: argparse.Namespace, path: Path, out: TextIO) -> int:
     return 0 if found_all else 1
 
 
-def run(args: argparse.Namespace, database_path: Path | None, out: TextIO | None = None) -> int:
-    """Run the command; `--db` wins over `database_path` (the DATABASE_PATH setting)."""
-    path = args.db or database_path
-    if path is None:
-        print("newsbot related: no database: pass --db or set DATABASE_PATH", file=sys.stderr)
-        return 2
-    if not path.is_file():
-        print(f"newsbot related: no database at {path}", file=sys.stderr)
+def run(args: argparse.Namespace, store_url: str | None, out: TextIO | None = None) -> int:
+    """Run the command; `--db` (a file or URL) wins over `store_url` (the settings')."""
+    url = store_url
+    if args.db is not None:
+        url = args.db if "://" in args.db else sqlite_url(Path(args.db))
+    if url is None:
+        print("newsbot related: no database: pass --db or set DATABASE_URL", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_run(args, path, out or sys.stdout))
+        if not is_postgres_url(url) and not sqlite_path(url).is_file():
+            print(f"newsbot related: no database at {sqlite_path(url)}", file=sys.stderr)
+            return 2
+        return asyncio.run(_run(args, url, out or sys.stdout))
     except StoreError as exc:
         print(f"newsbot related: {exc}", file=sys.stderr)
         return 2

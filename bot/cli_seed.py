@@ -17,7 +17,7 @@ from bot.services import make_ingestor
 from bot.settings import Settings
 from ingest.pipeline import Ingestor, ProgressCallback
 from ingest.report import IngestError, IngestReport, Rejected
-from storage.repository import StoryStore
+from storage.backend import is_postgres_url, open_store, sqlite_path
 
 SUFFIXES = {".txt", ".md", ".markdown", ".json", ".jsonl", ".xml", ".rss", ".atom", ".html", ".htm"}
 
@@ -64,11 +64,14 @@ async def _seed(
     targets: list[str], args: argparse.Namespace, settings: Settings, err: Console
 ) -> int:
     targets = list(expand_inputs(args.inputs))
-    store = await StoryStore.open(settings.database_path)
+    url = settings.store_url
+    if not is_postgres_url(url):
+        sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
+    store = await open_store(url)
     try:
         if args.if_empty and await store.count() > 0:
             if not args.quiet:
-                err.print(f"{settings.database_path} already has stories; not seeding.")
+                err.print("The database already has stories; not seeding.", markup=False)
             return 0
         ingestor = make_ingestor(store, settings, workers=args.workers)
         report = IngestReport()

@@ -30,9 +30,9 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
 from bot import formatting as fmt
 from bot.services import NewsApp, NewsContext, Services
+from storage.backend import StoryRepository
 from storage.models import Story
-from storage.repository import StoryStore
-from storage.subscriptions import ChatSettings, SubscriptionStore
+from storage.subscriptions import ChatSettings, SubscriptionRepository
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def minute_of_day(moment: datetime) -> int:
 
 
 async def set_digest(
-    subscriptions: SubscriptionStore, chat_id: int, minute: int, now: datetime
+    subscriptions: SubscriptionRepository, chat_id: int, minute: int, now: datetime
 ) -> ChatSettings:
     """Set a chat's daily digest time; if that time has passed today, the first is tomorrow."""
     settings = await subscriptions.settings(chat_id)
@@ -123,7 +123,7 @@ async def set_digest(
 
 
 async def _match(
-    subscriptions: SubscriptionStore, wanted: Iterable[tuple[int, str, int, int]]
+    subscriptions: SubscriptionRepository, wanted: Iterable[tuple[int, str, int, int]]
 ) -> dict[int, list[int]]:
     """chat id -> ids of new matching stories, newest first, from (chat, query, after, upto).
 
@@ -139,7 +139,7 @@ async def _match(
     return {chat_id: sorted(ids, reverse=True) for chat_id, ids in found.items() if ids}
 
 
-async def _stories(store: StoryStore, ids: Iterable[int]) -> dict[int, Story]:
+async def _stories(store: StoryRepository, ids: Iterable[int]) -> dict[int, Story]:
     loaded: dict[int, Story] = {}
     for story_id in sorted(set(ids)):
         story = await store.get(story_id)
@@ -182,7 +182,7 @@ async def _send_reply(bot: Bot, chat_id: int, reply: fmt.Reply) -> None:
 
 async def _send_one(
     bot: Bot,
-    subscriptions: SubscriptionStore,
+    subscriptions: SubscriptionRepository,
     chat_id: int,
     reply: fmt.Reply,
     report: DeliveryReport,
@@ -221,7 +221,7 @@ async def _send_one(
 
 
 async def deliver(
-    bot: Bot, subscriptions: SubscriptionStore, replies: Mapping[int, fmt.Reply]
+    bot: Bot, subscriptions: SubscriptionRepository, replies: Mapping[int, fmt.Reply]
 ) -> DeliveryReport:
     """Send each chat its reply, SEND_WORKERS at a time; gone chats are unsubscribed."""
     report = DeliveryReport(chats=len(replies))

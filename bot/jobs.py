@@ -16,11 +16,14 @@ from typing import Final
 
 from bot.services import NewsApp, NewsContext
 from ingest.pipeline import RelatedIndexer
-from storage.repository import StoryStore
+from storage.backend import StoryRepository
 
 logger = logging.getLogger(__name__)
 
 REFRESH_JOB: Final = "refresh-related"
+# A run claims the job for most of a period: the workers' schedules drift apart, and the
+# next run (of whichever worker) must still win once the period is over.
+LEASE_SHARE: Final = 0.9
 
 
 def _utc_now() -> datetime:
@@ -52,6 +55,9 @@ class RelatedRefresh:
     async def __call__(self, context: NewsContext) -> None:
         """The JobQueue callback."""
         services = context.services
+        # Every worker schedules this job; the lease lets one of them run it each period.
+        if not await services.store.claim_run(REFRESH_JOB, self.every * LEASE_SHARE):
+            return
         result = await self.run(services.store, services.related)
         if result.backfilled or result.refreshed:
             logger.info(
@@ -60,7 +66,7 @@ class RelatedRefresh:
                 result.refreshed,
             )
 
-    async def run(self, store: StoryStore, indexer: RelatedIndexer) -> RefreshResult:
+    async def run(self, store: StoryRepository, indexer: RelatedIndexer) -> RefreshResult:
         """One refresh round at `clock()`."""
         now = self.clock()
         backfilled = await indexer.backfill(self.backfill) if self.backfill > 0 else 0

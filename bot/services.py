@@ -18,9 +18,15 @@ from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
 from bot.settings import Settings
 from ingest.pipeline import RELATED_LIMIT as STORED_RELATED
 from ingest.pipeline import Ingestor, RelatedIndexer
+from storage.backend import (
+    StoryRepository,
+    is_postgres_url,
+    open_store,
+    open_subscriptions,
+    sqlite_path,
+)
 from storage.models import Link, SearchHit, StoreStats, Story
-from storage.repository import StoryStore
-from storage.subscriptions import SubscriptionStore
+from storage.subscriptions import SubscriptionRepository
 from summarize.similarity import salient_terms
 from summarize.summarizers import summarize
 
@@ -62,7 +68,9 @@ class Stats:
 IngestListener = Callable[[Sequence[int]], Awaitable[None]]
 
 
-def make_ingestor(store: StoryStore, settings: Settings, *, workers: int | None = None) -> Ingestor:
+def make_ingestor(
+    store: StoryRepository, settings: Settings, *, workers: int | None = None
+) -> Ingestor:
     """The ingest pipeline over `store`, configured from the settings (bot and CLI alike)."""
     return Ingestor(
         store,
@@ -80,9 +88,9 @@ class Services:
     """Everything a handler needs, made once in post_init."""
 
     settings: Settings
-    store: StoryStore
+    store: StoryRepository
     ingestor: Ingestor
-    subscriptions: SubscriptionStore
+    subscriptions: SubscriptionRepository
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     # Called with the ids of newly stored stories (bot.delivery pushes them to subscribers).
     ingest_listeners: list[IngestListener] = field(default_factory=list)
@@ -95,11 +103,13 @@ class Services:
     @classmethod
     async def open(cls, settings: Settings) -> Services:
         """Open the store and build the ingestor over it."""
-        settings.database_path.parent.mkdir(parents=True, exist_ok=True)
-        store = await StoryStore.open(settings.database_path)
+        url = settings.store_url
+        if not is_postgres_url(url):
+            sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
+        store = await open_store(url)
         ingestor = make_ingestor(store, settings)
         try:
-            subscriptions = await SubscriptionStore.open(store.path)
+            subscriptions = await open_subscriptions(url)
         except BaseException:
             await store.close()
             raise

@@ -27,7 +27,7 @@ from ingest.prepare import (
 )
 from ingest.report import Duplicate, IngestError, IngestReport, Rejected
 from storage.models import NewStory, RelatedRow, StoredFeatures, Story
-from storage.repository import StoryStore
+from storage.backend import StoryRepository
 from summarize.formats import parse_document
 from summarize.parsed import ParsedStory
 from summarize.related import CorpusStats, DocFeatures, RelatedHit, rank_related
@@ -118,7 +118,7 @@ class RelatedIndexer:
 
     def __init__(
         self,
-        store: StoryStore,
+        store: StoryRepository,
         *,
         limit: int = RELATED_LIMIT,
         candidates: int = RELATED_CANDIDATES,
@@ -344,7 +344,7 @@ class Ingestor:
 
     def __init__(
         self,
-        store: StoryStore,
+        store: StoryRepository,
         *,
         algorithm: str,
         sentences: int,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, Self
 
 from storage.errors import StoreError
 from storage.models import (
@@ -30,13 +30,15 @@ from storage.models import (
     Story,
 )
 from storage.postgres import PostgresStoryStore
+from storage.postgres_subscriptions import PostgresSubscriptionStore
 from storage.repository import StoryStore
+from storage.subscriptions import SubscriptionRepository, SubscriptionStore
 
 __all__ = [
-    "JobLeases",
     "StoryRepository",
     "is_postgres_url",
     "open_store",
+    "open_subscriptions",
     "sqlite_path",
     "sqlite_url",
 ]
@@ -97,6 +99,11 @@ class StoryRepository(Protocol):
 
     async def get_meta(self, key: str) -> str | None: ...
 
+    async def claim_run(self, name: str, every: timedelta) -> bool:
+        """True for exactly one caller per `every` across every process on the database:
+        scheduled jobs run once, however many workers schedule them."""
+        ...
+
     async def ids_by_url(self, urls: Iterable[str | None]) -> dict[str, int]: ...
 
     # -- related stories (ingest.pipeline.RelatedIndexer, /related, the refresh job) ------
@@ -124,17 +131,6 @@ class StoryRepository(Protocol):
     async def match_links(
         self, urls: Iterable[str], titles: Iterable[str]
     ) -> tuple[dict[str, int], dict[str, int]]: ...
-
-
-@runtime_checkable
-class JobLeases(Protocol):
-    """Scheduled jobs that must run once per period across every process on one database.
-
-    Kept apart from StoryRepository until StoryStore (SQLite) has claim_run too; then it can
-    join the main protocol.
-    """
-
-    async def claim_run(self, name: str, every: timedelta) -> bool: ...
 
 
 def _utc_now() -> datetime:
@@ -176,13 +172,20 @@ async def open_store(
     )
 
 
+async def open_subscriptions(
+    url: str, *, clock: Callable[[], datetime] = _utc_now
+) -> SubscriptionRepository:
+    """Open the subscription store beside the story store at url (open that one first: it
+    creates and migrates the tables)."""
+    if is_postgres_url(url):
+        return await PostgresSubscriptionStore.open(url, clock=clock)
+    return await SubscriptionStore.open(sqlite_path(url), clock=clock)
+
+
 if TYPE_CHECKING:
     # mypy proves here that both stores satisfy the protocol.
     def _sqlite_is_a_repository(store: StoryStore) -> StoryRepository:
         return store
 
     def _postgres_is_a_repository(store: PostgresStoryStore) -> StoryRepository:
-        return store
-
-    def _postgres_has_job_leases(store: PostgresStoryStore) -> JobLeases:
         return store

@@ -147,10 +147,13 @@ _PUT_FEATURES: Final = """
     ON CONFLICT (story_id) DO UPDATE SET version = excluded.version, features = excluded.features
 """
 
-# Rows pointing at a story deleted since the list was ranked are skipped, not a failure.
+# Rows of a list whose own story, or pointing at a story, deleted since the list was
+# ranked are skipped, not a failure.
 _INSERT_RELATED: Final = """
     INSERT INTO related (story_id, rank, related_id, score, copies, outlets)
-    SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM stories WHERE id = ?3)
+    SELECT ?1, ?2, ?3, ?4, ?5, ?6
+     WHERE EXISTS (SELECT 1 FROM stories WHERE id = ?3)
+       AND EXISTS (SELECT 1 FROM stories WHERE id = ?1)
 """
 
 # Copies deleted since the list was ranked are dropped on the way out.
@@ -696,6 +699,28 @@ class StoryStore:
             last_ingest=None if last_ingest is None else _from_micros(int(last_ingest)),
             database_bytes=int(size),
         )
+
+    @_translate_errors
+    async def claim_run(self, name: str, every: timedelta) -> bool:
+        """Claim scheduled job `name` for now: True for exactly one caller per `every`.
+
+        Atomic across processes sharing the file: BEGIN IMMEDIATE serialises writers, so the
+        read and the update below cannot interleave with another claimer's.
+        """
+        now = self._clock()
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        key = f"job.{name}.last_run"
+        async with self._transaction() as conn:
+            rows = list(await conn.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,)))
+            if rows and datetime.fromisoformat(str(rows[0][0])) > now - every:
+                return False
+            await conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, now.isoformat()),
+            )
+        return True
 
     @_translate_errors
     async def get_meta(self, key: str) -> str | None:

@@ -54,12 +54,32 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(api: FakeBotAPI, db_path: Path) -> Settings:
+def database_url() -> str | None:
+    """The bot's DATABASE_URL; None: the SQLite file at db_path.
+
+    A module whose scenarios must hold on both backends overrides this fixture with
+    `both_backends(request)` under `@pytest.fixture(params=BACKENDS)`.
+    """
+    return None
+
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def both_backends(request: pytest.FixtureRequest) -> str | None:
+    """For a `database_url` override: None (SQLite) or a fresh PostgreSQL schema's URL."""
+    # Sync on purpose: the session's PostgreSQL server starts outside the test's event loop.
+    return None if request.param == "sqlite" else str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def settings(api: FakeBotAPI, db_path: Path, database_url: str | None) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         bot_token=SecretStr(TOKEN),
         admin_ids=frozenset({ADMIN}),
         database_path=db_path,
+        database_url=database_url,
         telegram_api_url=api.url,
         max_document_bytes=10_000,
         # Explicit: the default name is still settling between settings and summarizers.

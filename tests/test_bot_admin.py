@@ -8,8 +8,15 @@ import re
 import pytest
 
 from bot.services import NewsApp, Services
-from tests.conftest import ADMIN, USER, Seed, StartBot
+from tests.conftest import ADMIN, BACKENDS, USER, Seed, StartBot, both_backends
 from tests.fake_bot_api import Call, FakeBotAPI
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    # Every scenario here runs on SQLite and on PostgreSQL.
+    return both_backends(request)
+
 
 ARTICLE = (
     "Kelby opens a new tram line\n\n"

@@ -8,8 +8,14 @@ import pytest
 
 from bot.services import NewsApp, Services
 from storage.models import Link
-from tests.conftest import ADMIN, USER, NewStoryFactory, Seed
+from tests.conftest import ADMIN, BACKENDS, USER, NewStoryFactory, Seed, both_backends
 from tests.fake_bot_api import Call, FakeBotAPI
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    # Every scenario here runs on SQLite and on PostgreSQL.
+    return both_backends(request)
 
 
 def buttons(call: Call) -> dict[str, str]:

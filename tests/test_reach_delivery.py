@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from bot import delivery
 from bot.services import NewsApp, NewsContext, Services
-from storage.repository import StoryStore
-from tests.conftest import ADMIN, USER, NewStoryFactory, Seed
+from storage.backend import open_store
+from tests.conftest import ADMIN, BACKENDS, USER, NewStoryFactory, Seed, both_backends
 from tests.fake_bot_api import BLOCKED, FakeBotAPI
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    # Every scenario here runs on SQLite and on PostgreSQL.
+    return both_backends(request)
+
 
 # Far in the future, so that "/digest" set today (real clock) never counts as that day.
 DAY = datetime(2030, 6, 1, tzinfo=UTC)
@@ -53,7 +63,7 @@ async def test_stories_from_another_process_reach_subscribers_via_the_job(
 ) -> None:
     await services.subscriptions.subscribe(USER, "harbour")
     # The CLI seeding the same database file from another process.
-    async with await StoryStore.open(services.store.path) as other:
+    async with await open_store(services.settings.store_url) as other:
         added = await other.add(new_story(title="Harbour lights festival"))
     # The periodic job's callback, called directly instead of waiting a minute.
     await delivery.push_job(NewsContext(bot))
@@ -139,6 +149,30 @@ async def test_digest_goes_out_once_a_day_at_the_chats_local_time(
     assert (await delivery.send_digests(bot.bot, services, late)).sent == 1
     assert story_ids((await api.reply_to(USER)).result["text"]) == [newer]
     assert len(sent_to(api, USER)) == 2
+
+
+async def test_a_digest_job_running_in_two_workers_delivers_once(
+    bot: NewsApp, api: FakeBotAPI, services: Services, seed: Seed
+) -> None:
+    # A second worker: its own stores (connections, pool) on the same database.
+    other = await Services.open(services.settings)
+    try:
+        chats = [USER, *range(7001, 7011)]
+        for chat in chats:
+            await services.subscriptions.subscribe(chat, "")
+            await delivery.set_digest(services.subscriptions, chat, 6 * 60, DAY)
+        ids = await seed(3)
+        due = DAY.replace(hour=7) + timedelta(days=1)
+        reports = await asyncio.gather(
+            delivery.send_digests(bot.bot, services, due),
+            delivery.send_digests(bot.bot, other, due),
+        )
+        assert sum(report.sent for report in reports) == len(chats)
+        for chat in chats:
+            (text,) = sent_to(api, chat)
+            assert sorted(story_ids(text)) == ids
+    finally:
+        await other.close()
 
 
 async def test_setting_a_digest_time_already_passed_today_starts_tomorrow(

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bot import formatting as fmt
 from bot.handlers.reach import INLINE_CACHE_SECONDS
 from bot.services import NewsApp
-from tests.conftest import ADMIN, USER, Seed
+from tests.conftest import ADMIN, BACKENDS, USER, Seed, both_backends
 from tests.fake_bot_api import FakeBotAPI, parse_telegram_html, utf16_len
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    # Every scenario here runs on SQLite and on PostgreSQL.
+    return both_backends(request)
+
 
 NASTY_TITLE = 'Tom & Jerry <script>alert("x")</script> at the harbour'
 NASTY_SUMMARY = ("Cats & dogs <b>not bold</b> agree.", "Nothing is <i>escaped</i> twice.")

@@ -23,7 +23,7 @@ from ingest.pipeline import Ingestor, RelatedIndexer
 from ingest.prepare import FEATURES_VERSION
 from storage import postgres as pg_module
 from storage import repository as sqlite_module
-from storage.backend import JobLeases, StoryRepository, open_store, sqlite_url
+from storage.backend import StoryRepository, open_store, sqlite_url
 from storage.models import RelatedRow, StoredFeatures
 from storage.postgres import PostgresStoryStore
 from storage.postgres_schema import PG_MIGRATIONS, migrate
@@ -217,13 +217,7 @@ async def test_related_lists_forget_deleted_stories(store: StoryRepository) -> N
         await store.related_of(a, limit=0)
 
 
-async def test_a_deleted_storys_own_list_is_not_written(
-    store: StoryRepository, backend: str, request: pytest.FixtureRequest
-) -> None:
-    if backend == "sqlite":
-        # StoryStore._INSERT_RELATED checks only related_id; the foreign key on story_id
-        # then fails the whole batch, against replace_related's docstring.
-        request.applymarker(pytest.mark.xfail(reason="SQLite: FK error", strict=True))
+async def test_a_deleted_storys_own_list_is_not_written(store: StoryRepository) -> None:
     a, b = await _add(store, 1, 2)
     assert await store.delete(b)
     await store.replace_related({a: [RelatedRow(b, 0.5)], b: [RelatedRow(a, 1.0)]})
@@ -310,9 +304,7 @@ async def test_claim_run_is_won_once_per_period_across_stores(
     clock.step = timedelta(0)
     first, second = await open_repo(), await open_repo()
     try:
-        if not isinstance(first, JobLeases):
-            pytest.skip("StoryStore.claim_run is not there yet")
-        leases = [first, cast(JobLeases, second)]
+        leases = [first, second]
         every = timedelta(minutes=10)
 
         async def claim_all(name: str = "refresh") -> list[bool]:

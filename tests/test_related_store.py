@@ -15,6 +15,7 @@ from bot.jobs import REFRESH_JOB, RelatedRefresh
 from bot.services import NewsApp, NewsContext
 from ingest.pipeline import Ingestor, RelatedIndexer
 from ingest.prepare import FEATURES_VERSION, load_features
+from storage.backend import StoryRepository
 from storage.repository import StoryStore
 from storage.schema import MIGRATIONS, migrate
 from summarize.related import CorpusStats
@@ -86,7 +87,7 @@ def jsonl(*records: dict[str, Any]) -> bytes:
     return "\n".join(json.dumps(record) for record in records).encode()
 
 
-def make_ingestor(store: StoryStore, *, related: bool = True) -> Ingestor:
+def make_ingestor(store: StoryRepository, *, related: bool = True) -> Ingestor:
     return Ingestor(
         store,
         algorithm="lead",
@@ -111,7 +112,9 @@ async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[StoryStore]:
         await opened.close()
 
 
-async def ingest(store: StoryStore, *records: dict[str, Any], related: bool = True) -> list[int]:
+async def ingest(
+    store: StoryRepository, *records: dict[str, Any], related: bool = True
+) -> list[int]:
     report = await make_ingestor(store, related=related).ingest_bytes(
         jsonl(*records), filename="stories.jsonl"
     )
@@ -119,7 +122,7 @@ async def ingest(store: StoryStore, *records: dict[str, Any], related: bool = Tr
     return report.added
 
 
-async def ids_by_url(store: StoryStore, *records: dict[str, Any]) -> list[int]:
+async def ids_by_url(store: StoryRepository, *records: dict[str, Any]) -> list[int]:
     found = []
     for record in records:
         story = await store.get_by_url(record["url"])
@@ -303,3 +306,16 @@ async def test_batches_summarised_ahead_store_and_rank_in_order(
     assert [d.existing_id for d in report.duplicates] == [chile]
     related = await store.related_of(chile)
     assert related[0].story.id == follow_up
+
+
+async def test_the_refresh_job_runs_once_a_period_however_many_workers_schedule_it(
+    bot: NewsApp,
+) -> None:
+    services = bot.bot_data.services
+    first = await ingest(services.store, CHILE, CHILE_FOLLOW_UP, related=False)
+    await RelatedRefresh()(NewsContext(bot))
+    assert set(await services.store.related_rows(first)) == set(first)
+    # Another worker's run in the same period finds the job already claimed.
+    later = await ingest(services.store, HAITI, related=False)
+    await RelatedRefresh()(NewsContext(bot))
+    assert await services.store.related_rows(later) == {}
