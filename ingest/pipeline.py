@@ -26,8 +26,8 @@ from ingest.prepare import (
     prepare_or_reason,
 )
 from ingest.report import Duplicate, IngestError, IngestReport, Rejected
-from storage.models import NewStory, RelatedRow, StoredFeatures, Story
 from storage.backend import StoryRepository
+from storage.models import NewStory, RelatedRow, StoredFeatures, Story
 from summarize.formats import parse_document
 from summarize.parsed import ParsedStory
 from summarize.related import CorpusStats, DocFeatures, RelatedHit, rank_related
