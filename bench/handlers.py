@@ -8,6 +8,10 @@ run `--rounds` times with commands interleaved; the table shows the median over 
 Commands timed: /latest; the 20th page of /latest (the "Older »" button pressed 19 times
 first, then the 20th press is timed); /related <id>; /related <words>; /search <words>;
 /story <id>. Target: p99 < 10 ms at 100k stories.
+
+`--only` times some commands (the others are skipped); `--clock cpu` times the process's CPU
+time (every thread's) instead of wall time, which stays comparable on a busy machine where
+wall time mostly measures waiting for a core. Judge the target on wall time.
 """
 
 from __future__ import annotations
@@ -57,13 +61,25 @@ COMMANDS: Final = (
     "/story <id>",
 )
 WARMUP: Final = 20
+CLOCKS: Final[dict[str, Callable[[], float]]] = {
+    "wall": time.perf_counter,
+    "cpu": time.process_time,
+}
 
 
 class _Driver:
     """Feeds updates to one running app and times process_update."""
 
-    def __init__(self, app: NewsApp, request: RecordingRequest, n: int, seed: int) -> None:
+    def __init__(
+        self,
+        app: NewsApp,
+        request: RecordingRequest,
+        n: int,
+        seed: int,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.app = app
+        self.clock = clock
         self.request = request
         self.n = n
         self.updates = Updates()
@@ -75,9 +91,9 @@ class _Driver:
     async def _process(self, data: JSON) -> float:
         update = Update.de_json(data, self.app.bot)
         sent_before = len(self.request.calls)
-        began = time.perf_counter()
+        began = self.clock()
         await self.app.process_update(update)
-        elapsed = time.perf_counter() - began
+        elapsed = self.clock() - began
         replies = [
             c
             for c in self.request.calls[sent_before:]
@@ -140,18 +156,25 @@ class _Driver:
 
 
 async def measure_size(
-    path: Path, n: int, *, repeats: int, rounds: int, seed: int
+    path: Path,
+    n: int,
+    *,
+    repeats: int,
+    rounds: int,
+    seed: int,
+    commands: Sequence[str] = COMMANDS,
+    clock: str = "wall",
 ) -> tuple[dict[str, list[JSON]], JSON]:
     """Per command, one latency summary per round; plus facts about the replies."""
     errors = quiet_logging()
     request = RecordingRequest()
     app = make_app(bench_settings(path), request)
-    per_round: dict[str, list[JSON]] = {command: [] for command in COMMANDS}
+    per_round: dict[str, list[JSON]] = {command: [] for command in commands}
     async with running(app, poll=False):
-        driver = _Driver(app, request, n, seed)
+        driver = _Driver(app, request, n, seed, CLOCKS[clock])
         await driver.prepare_page20()
         for round_index in range(rounds):
-            for command in COMMANDS:
+            for command in commands:
                 gc.collect()
                 samples = await driver.time_command(command, repeats, round_index * 10_000)
                 per_round[command].append(latency_summary(samples))
@@ -168,25 +191,42 @@ def _median_summary(rounds: Sequence[JSON]) -> JSON:
     return summary
 
 
-def run(sizes: Sequence[int], *, repeats: int = 200, rounds: int = 3, seed: int = 7) -> BenchResult:
+def run(
+    sizes: Sequence[int],
+    *,
+    repeats: int = 200,
+    rounds: int = 3,
+    seed: int = 7,
+    commands: Sequence[str] = COMMANDS,
+    clock: str = "wall",
+) -> BenchResult:
     result = BenchResult(NAME)
-    data: dict[str, Any] = {"commands": list(COMMANDS), "sizes": {}}
+    data: dict[str, Any] = {"commands": list(commands), "sizes": {}, "clock": clock}
     for n in sizes:
         print(f"handlers: {size_label(n)} stories, {rounds} rounds x {repeats} per command...")
         with working_copy(corpus_db(n, seed)) as path:
             per_round, _ = asyncio.run(
-                measure_size(path, n, repeats=repeats, rounds=rounds, seed=seed)
+                measure_size(
+                    path,
+                    n,
+                    repeats=repeats,
+                    rounds=rounds,
+                    seed=seed,
+                    commands=commands,
+                    clock=clock,
+                )
             )
         data["sizes"][str(n)] = {}
-        for command in COMMANDS:
+        for command in commands:
             summary = _median_summary(per_round[command])
             data["sizes"][str(n)][command] = {**summary, "per_round": per_round[command]}
-            judged = n >= TARGET_SIZE
+            # The target is a wall-time one; CPU time only compares one change with another.
+            judged = n >= TARGET_SIZE and clock == "wall"
             result.rows.append(
                 Row(
                     bench=f"handler {command}",
                     size=size_label(n),
-                    metric="p99",
+                    metric="p99" if clock == "wall" else "p99 cpu",
                     value=summary["p99_ms"],
                     unit="ms",
                     target=f"< {TARGET_P99_MS:g} at 100k",
@@ -228,6 +268,16 @@ def plot(result: BenchResult, path: Any) -> None:
     plt.close(figure)
 
 
+def _commands(text: str) -> tuple[str, ...]:
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [command for command in chosen if command not in COMMANDS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown command {', '.join(unknown) or '(none)'}; choose from {', '.join(COMMANDS)}"
+        )
+    return chosen
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.handlers", description=__doc__)
     parser.add_argument("--sizes", default="1k,10k", help="corpus sizes, e.g. 1k,10k,100k")
@@ -235,9 +285,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-write", action="store_true", help="do not touch results.json")
+    parser.add_argument(
+        "--only",
+        type=_commands,
+        default=COMMANDS,
+        help="comma-separated commands to time, e.g. '/related <words>,/search <words>'",
+    )
+    parser.add_argument(
+        "--clock", choices=sorted(CLOCKS), default="wall", help="wall time, or process CPU time"
+    )
     args = parser.parse_args(argv)
-    result = run(parse_sizes(args.sizes), repeats=args.repeats, rounds=args.rounds, seed=args.seed)
-    report(result, write=not args.no_write)
+    result = run(
+        parse_sizes(args.sizes),
+        repeats=args.repeats,
+        rounds=args.rounds,
+        seed=args.seed,
+        commands=args.only,
+        clock=args.clock,
+    )
+    # CPU figures are for comparing changes, never the recorded results.
+    report(result, write=not args.no_write and args.clock == "wall")
 
 
 if __name__ == "__main__":

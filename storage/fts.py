@@ -7,8 +7,9 @@ AND/OR/NOT, parentheses and `column:` filters lose any special meaning.
 
 from __future__ import annotations
 
+import itertools
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from storage.errors import QueryError
 
@@ -79,3 +80,13 @@ def all_of(terms: Iterable[str]) -> str:
 def any_of(terms: Iterable[str]) -> str:
     """A MATCH expression requiring at least one term."""
     return " OR ".join(_quote(term) for term in terms)
+
+
+def any_two_of(terms: Sequence[str]) -> str:
+    """A MATCH expression requiring at least two of the terms (one pair per combination)."""
+    return " OR ".join(f"({all_of(pair)})" for pair in itertools.combinations(terms, 2))
+
+
+def in_column(column: str, terms: Iterable[str]) -> str:
+    """A MATCH expression requiring at least one term inside the named column."""
+    return "{" + column + "} : (" + any_of(terms) + ")"

@@ -183,12 +183,23 @@ RANK_WINDOW = 2000
 FREQUENT_TERM_SHARE: Final = 0.25
 # Below this many stories no word is dropped: shares of a tiny store say little.
 PRUNE_MIN_STORIES = 500
+# The share is measured over the newest PRUNE_SAMPLE stories (about +-0.6 points at 25%):
+# counting a word over the whole store reads its whole index entry, over a millisecond for a
+# word in 40k of 100k stories, where a rowid range reads a bounded slice. The newest stories
+# are also the ones RANK_WINDOW ranks.
+PRUNE_SAMPLE = 5000
 # Verdicts kept per store, and how far the story count may move before they are redone.
 _TERM_CACHE_MAX: Final = 4096
 _TERM_CACHE_DRIFT: Final = 0.1
 _COUNT_MATCHES: Final = (
     "SELECT count(*) FROM (SELECT 1 FROM stories_fts WHERE stories_fts MATCH ? LIMIT ?)"
 )
+_COUNT_RECENT_MATCHES: Final = (
+    "SELECT count(*) FROM stories_fts WHERE stories_fts MATCH ? AND rowid > ?"
+)
+# "Any of these words" queries of up to this many words rank stories holding two of them
+# first; beyond it the pairs make the MATCH expression too long to pay for itself.
+_PAIRED_TERMS_MAX: Final = 4
 
 
 class _FrequentTerms:
@@ -211,21 +222,75 @@ class _FrequentTerms:
         self.verdicts[word] = frequent
 
 
+_MAX_ROWID: Final = 2**63 - 1
+
 # Ids and scores are chosen first so that bodies and links are read for one page only, not
 # for every row the sorter sees.
+#
+# bm25 costs about a microsecond per row scored, so scoring every RANK_WINDOW row was about
+# 2 of a 100k-story query's 3-5 ms. Strong matches (?2: a query word in the title or, for a
+# few words, two of them in the story) rank first, weak ones after, each tier by bm25: a
+# page inside the strong tier scores only the strong rows. A weak row that bm25 puts above
+# a strong one moves down; over 400 benchmark /related queries 99.5% of the top-5 stayed.
+# (bm25 still reads each word's whole index entry once, for its document frequency: that,
+# not the window, is what a query of only frequent words spends most of its time on.)
 _SEARCH: Final = f"""
+    WITH newest AS MATERIALIZED (
+        SELECT rowid AS id FROM stories_fts
+         WHERE stories_fts MATCH ?1 AND rowid IS NOT ?3
+         ORDER BY rowid DESC
+         LIMIT ?4),
+    -- No match at all: a bound past every rowid keeps the scans below from reading anything.
+    bounds AS MATERIALIZED (SELECT coalesce(min(id), {_MAX_ROWID}) AS low FROM newest),
+    -- ?2 only matches what ?1 matches, and every match from the window's lowest rowid up
+    -- is in the window: these are the window's strong rows.
+    strong AS MATERIALIZED (
+        SELECT rowid AS id FROM stories_fts
+         WHERE stories_fts MATCH ?2 AND rowid >= (SELECT low FROM bounds) AND rowid IS NOT ?3),
+    hits AS MATERIALIZED (
+        SELECT rowid AS id, bm25(stories_fts, {_TITLE_WEIGHT}, {_TEXT_WEIGHT}) AS rank,
+               rowid NOT IN (SELECT id FROM strong) AS tier
+          FROM stories_fts
+         WHERE stories_fts MATCH ?1 AND rowid >= (SELECT low FROM bounds) AND rowid IS NOT ?3
+           -- the unary + keeps FTS5 from looking each strong rowid up on its own
+           AND (+rowid IN (SELECT id FROM strong) OR (SELECT count(*) FROM strong) < ?5 + ?6)
+         ORDER BY tier, rank, id DESC
+         LIMIT ?5 OFFSET ?6)
+    SELECT {_STORY_COLUMNS}, -hits.rank
+      FROM hits JOIN stories AS s ON s.id = hits.id
+     ORDER BY hits.tier, hits.rank, hits.id DESC
+"""
+
+
+# Every row of the window scored, for queries with no strong tier; ?2 is unused, so that
+# both forms take the same parameters.
+_SEARCH_EXACT: Final = f"""
     WITH candidates AS MATERIALIZED (
         SELECT rowid AS id, bm25(stories_fts, {_TITLE_WEIGHT}, {_TEXT_WEIGHT}) AS rank
           FROM stories_fts
-         WHERE stories_fts MATCH ? AND rowid IS NOT ?
+         WHERE stories_fts MATCH ?1 AND rowid IS NOT ?3
          ORDER BY rowid DESC
-         LIMIT ?),
+         LIMIT ?4),
     hits AS MATERIALIZED (
-        SELECT id, rank FROM candidates ORDER BY rank, id DESC LIMIT ? OFFSET ?)
+        SELECT id, rank FROM candidates ORDER BY rank, id DESC LIMIT ?5 OFFSET ?6)
     SELECT {_STORY_COLUMNS}, -hits.rank
       FROM hits JOIN stories AS s ON s.id = hits.id
      ORDER BY hits.rank, hits.id DESC
 """
+
+
+def _strong(words: Sequence[str], *, every: bool) -> str | None:
+    """The MATCH expression of the matches that rank first (see _SEARCH); None: no tiers."""
+    title = fts.in_column("title", words)
+    if every:
+        return f"({fts.all_of(words)}) AND {title}"
+    if len(words) == 1:
+        return title
+    if len(words) <= _PAIRED_TERMS_MAX:
+        return f"{title} OR {fts.any_two_of(words)}"
+    # Longer lists (pasted text, say) are ranked exactly: a story holding many of the words
+    # without any in its title must not sink below one that names one word in its title.
+    return None
 
 
 def _story_from_row(row: Sequence[Any]) -> Story:
@@ -599,12 +664,14 @@ class StoryStore:
     async def _without_frequent(self, words: list[str]) -> list[str]:
         """words less those in over FREQUENT_TERM_SHARE of the stories, unless none is left.
 
-        Each word's share is counted once (up to the threshold, not every match) and cached.
+        Each word's share is counted once, over the newest PRUNE_SAMPLE stories, and cached.
         """
         if len(words) < 2:
             return words
-        rows = await self._read("SELECT value FROM counters WHERE name = 'stories'")
-        stories = int(rows[0][0])
+        rows = await self._read(
+            "SELECT (SELECT value FROM counters WHERE name = 'stories'), max(id) FROM stories"
+        )
+        stories, newest = int(rows[0][0]), int(rows[0][1] or 0)
         if stories < PRUNE_MIN_STORIES:
             return words
         cache = self._frequent_terms
@@ -612,20 +679,44 @@ class StoryStore:
         keys = [word.casefold() for word in words]
         missing = [key for key in dict.fromkeys(keys) if key not in cache.verdicts]
         if missing:
-            threshold = int(stories * FREQUENT_TERM_SHARE)
+            low = newest - PRUNE_SAMPLE
             counts = await self._read(
-                "SELECT " + ", ".join(f"({_COUNT_MATCHES})" for _ in missing),
-                [value for key in missing for value in (fts.any_of([key]), threshold + 1)],
+                "SELECT " + ", ".join(f"({_COUNT_RECENT_MATCHES})" for _ in missing),
+                [value for key in missing for value in (fts.any_of([key]), low)],
             )
+            # Ids are dense but for deleted stories, and counting the stories in the range
+            # would read 5000 rows with their bodies (6 ms). A gap only makes the threshold
+            # higher, which keeps a word that might have been dropped: never a worse answer.
+            threshold = min(stories, PRUNE_SAMPLE) * FREQUENT_TERM_SHARE
             for key, count in zip(missing, counts[0], strict=True):
-                cache.put(key, int(count) > threshold)
+                cache.put(key, count > threshold)
         rare = [word for word, key in zip(words, keys, strict=True) if not cache.verdicts.get(key)]
         return rare or words
 
+    def _strong_of(self, words: Sequence[str], *, every: bool) -> str | None:
+        """_strong(), but None when _without_frequent() found every word frequent."""
+        verdicts = self._frequent_terms.verdicts
+        if not every and len(words) > 1 and all(verdicts.get(w.casefold()) for w in words):
+            # Title matches and pairs of such words fill much of the window (half of it for
+            # a word in 68% of the stories): finding them would cost more than it saves.
+            return None
+        return _strong(words, every=every)
+
     async def _ranked(
-        self, expression: str, limit: int, offset: int, exclude_id: int | None
+        self,
+        words: Sequence[str],
+        limit: int,
+        offset: int,
+        exclude_id: int | None,
+        *,
+        every: bool,
     ) -> list[SearchHit]:
-        rows = await self._read(_SEARCH, (expression, exclude_id, RANK_WINDOW, limit, offset))
+        expression = fts.all_of(words) if every else fts.any_of(words)
+        strong = self._strong_of(words, every=every)
+        rows = await self._read(
+            _SEARCH_EXACT if strong is None else _SEARCH,
+            (expression, strong, exclude_id, RANK_WINDOW, limit, offset),
+        )
         return [
             SearchHit(story=_story_from_row(row), score=float(row[_STORY_COLUMN_COUNT]))
             for row in rows
@@ -633,32 +724,37 @@ class StoryStore:
 
     @_translate_errors
     async def search(self, query: str, limit: int = 10, offset: int = 0) -> list[SearchHit]:
-        """Best of the newest RANK_WINDOW matches first; all words must match, else any word."""
+        """Best of the newest RANK_WINDOW matches first; all words must match, else any word.
+
+        Matches with a query word in the title rank first (see _SEARCH).
+        """
         self._check_limit(limit, offset)
         terms = fts.query_terms(query)
-        every = fts.all_of(terms)
-        hits = await self._ranked(every, limit, offset, None)
+        hits = await self._ranked(terms, limit, offset, None, every=True)
         if hits or len(terms) == 1:
             return hits
         # An empty page past the first may just be the end of the all-words matches.
         if offset and await self._read(
-            "SELECT 1 FROM stories_fts WHERE stories_fts MATCH ? LIMIT 1", (every,)
+            "SELECT 1 FROM stories_fts WHERE stories_fts MATCH ? LIMIT 1", (fts.all_of(terms),)
         ):
             return []
-        any_word = fts.any_of(await self._without_frequent(terms))
-        return await self._ranked(any_word, limit, offset, None)
+        words = await self._without_frequent(terms)
+        return await self._ranked(words, limit, offset, None, every=False)
 
     @_translate_errors
     async def search_any(
         self, terms: Sequence[str], limit: int = 10, *, exclude_id: int | None = None
     ) -> list[SearchHit]:
-        """Stories matching any term, best of the newest RANK_WINDOW first; [] if none usable."""
+        """Stories matching any term, best of the newest RANK_WINDOW first; [] if none usable.
+
+        Matches with a term in the title, or two of up to four terms, rank first.
+        """
         self._check_limit(limit)
         words = fts.tokenize(" ".join(terms))[: fts.MAX_TERMS]
         if not words:
             return []
         words = await self._without_frequent(words)
-        return await self._ranked(fts.any_of(words), limit, 0, exclude_id)
+        return await self._ranked(words, limit, 0, exclude_id, every=False)
 
     @_translate_errors
     async def count_search(self, query: str) -> int:

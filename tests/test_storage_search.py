@@ -156,6 +156,63 @@ async def test_search_any_for_related_stories(store: StoryStore) -> None:
     assert _ids(await store.search_any(['title:"x"'], limit=1)) == [4]
 
 
+# -- strong matches first ------------------------------------------------------------------
+
+
+@pytest.fixture
+async def tiers(tmp_path: Path) -> AsyncIterator[StoryStore]:
+    # Walrus in the title of 1, 4 and 6; in long bodies only of 2, 3, 5 and 7 (one of them
+    # repeating it, which bm25 alone could rank above a title).
+    filler = " ".join(f"word{k}" for k in range(40))
+    async with await open_store(tmp_path / "news.db") as opened:
+        await opened.add_many(
+            [
+                make_story(1, title="Walrus seen", cleaned_text=f"{filler} end."),
+                make_story(2, title="Harbour", cleaned_text=f"A walrus. {filler}."),
+                make_story(3, title="Beach", cleaned_text="Walrus walrus walrus walrus."),
+                make_story(4, title="Walrus again", cleaned_text=f"{filler} more."),
+                make_story(5, title="Coast", cleaned_text=f"{filler} walrus otter."),
+                make_story(6, title="A walrus", cleaned_text=f"Otter {filler}."),
+                make_story(7, title="Ice", cleaned_text=f"{filler} walrus once."),
+            ]
+        )
+        yield opened
+
+
+async def test_title_matches_rank_before_body_matches(tiers: StoryStore) -> None:
+    ranked = _ids(await tiers.search("walrus", limit=10))
+    assert set(ranked[:3]) == {1, 4, 6}
+    assert set(ranked[3:]) == {2, 3, 5, 7}
+    assert _ids(await tiers.search_any(["walrus"], limit=10)) == ranked
+
+
+async def test_pages_across_the_tiers_neither_repeat_nor_skip(tiers: StoryStore) -> None:
+    whole = _ids(await tiers.search("walrus", limit=10))
+    pages = [_ids(await tiers.search("walrus", limit=2, offset=k)) for k in range(0, 8, 2)]
+    assert [story for page in pages for story in page] == whole
+
+
+async def test_an_excluded_strong_match_does_not_shorten_the_page(tiers: StoryStore) -> None:
+    hits = _ids(await tiers.search_any(["walrus"], limit=3, exclude_id=4))
+    assert len(hits) == 3
+    assert 4 not in hits
+    assert set(hits[:2]) == {1, 6}
+
+
+async def test_two_of_the_words_rank_before_one(tiers: StoryStore) -> None:
+    # 5 holds both words in its body, 6 both with walrus in its title; the rest one word.
+    ranked = _ids(await tiers.search_any(["otter", "walrus"], limit=10))
+    assert set(ranked[:4]) == {1, 4, 5, 6}
+    assert ranked[0] == 6
+    assert len(ranked) == 7
+
+
+async def test_long_word_lists_are_ranked_without_tiers(tiers: StoryStore) -> None:
+    hits = await tiers.search_any(["walrus", "otter", "seal", "gull", "puffin"], limit=10)
+    assert len(hits) == 7
+    assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+
+
 async def test_search_results_carry_whole_stories(store: StoryStore) -> None:
     (hit,) = await store.search("treasure")
     assert hit.story.summary and hit.story.links
@@ -200,8 +257,21 @@ def test_any_text_gives_a_valid_fts_expression_or_query_error(
         terms = fts.query_terms(text)
     except QueryError:
         return
-    for expression in (fts.all_of(terms), fts.any_of(terms)):
+    expressions = [fts.all_of(terms), fts.any_of(terms), fts.in_column("title", terms)]
+    if len(terms) > 1:
+        expressions.append(fts.any_two_of(terms))
+    for expression in expressions:
         fts_conn.execute("SELECT rowid FROM t WHERE t MATCH ?", (expression,)).fetchall()
+
+
+def test_any_two_of_and_in_column_match_what_they_say(fts_conn: sqlite3.Connection) -> None:
+    def matches(expression: str) -> bool:
+        return bool(fts_conn.execute("SELECT 1 FROM t WHERE t MATCH ?", (expression,)).fetchall())
+
+    assert matches(fts.any_two_of(["hello", "nothing", "text"]))
+    assert not matches(fts.any_two_of(["hello", "nothing", "else"]))
+    assert matches(fts.in_column("title", ["nothing", "world"]))
+    assert not matches(fts.in_column("title", ["body", "text"]))
 
 
 # -- frequent words in "any of these words" queries ----------------------------------------
@@ -260,6 +330,16 @@ async def test_verdicts_are_redone_as_the_store_grows(skewed: StoryStore) -> Non
     # Twenty more walrus stories: now it is the frequent word and "otter" the rare one.
     await skewed.add_many([make_story(100 + i, cleaned_text="walrus again.") for i in range(20)])
     assert _ids(await skewed.search_any(["walrus", "otter"])) == [4]
+
+
+async def test_shares_are_measured_over_the_newest_stories(
+    skewed: StoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "half" is in half the store but in none of the newest ten stories: there it is rare.
+    monkeypatch.setattr(repository, "PRUNE_SAMPLE", 10)
+    hits = await skewed.search_any(["half", "walrus"], limit=50)
+    assert set(_ids(hits)) == set(range(1, 11))
+    assert _ids(hits)[0] == 8
 
 
 async def test_small_stores_keep_every_word(store: StoryStore) -> None:
