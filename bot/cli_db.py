@@ -1,4 +1,4 @@
-"""`newsbot db copy --from URL --to URL`: copy every story between two stores.
+"""`newsbot db copy --from URL --to URL`: copy a whole store to another, either way.
 
 Either URL may be ``sqlite:///path`` or ``postgresql://...``. The copy is:
 
@@ -7,12 +7,16 @@ Either URL may be ``sqlite:///path`` or ``postgresql://...``. The copy is:
 - resumable: after each committed batch the last copied source id is recorded in the
   destination's meta table, and a new run starts after it (from the beginning, harmlessly, if
   that story is gone from the source);
-- checked: at the end every source story must be accounted for (copied or already there) and
-  the destination must hold at least as many stories as the source; exit 1 otherwise.
+- checked: at the end every source story must be accounted for (copied or already there),
+  every chat copied, and the destination must hold at least as many stories and chats as the
+  source; exit 1 otherwise.
 
-Stories are copied in ingest (id) order with their ingest times, so links between stories resolve on
-the destination (by the copied story's new id, or by URL). Not copied: relatedness features
-and lists (the refresh job recomputes them), chats and subscriptions, meta entries.
+Stories are copied in ingest (id) order with their ingest times, so links between stories
+resolve on the destination (by the copied story's new id, or by URL). Then, through a map of
+source to destination story ids (bot.db_copy): relatedness features and related lists,
+chats with their time zone, digest time and subscriptions, and the delivery marks (pushed
+and digested through which story), so no subscriber is sent an old story again. The
+copy's own resume points are the only meta entries not copied.
 """
 
 from __future__ import annotations
@@ -26,7 +30,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TextIO
 
-from storage.backend import StoryRepository, open_store
+from rich.console import Console
+from rich.progress import Progress
+
+from bot import db_copy
+from storage.backend import StoryRepository, open_store, open_subscriptions
 from storage.errors import StoreError, UnknownStoryError
 from storage.models import NewStory, Story
 
@@ -43,12 +51,19 @@ class CopyReport:
     already_there: int
     skipped_as_done: int  # before the resume point, not looked at again
     destination_stories: int
+    related_lists: int = 0
+    source_chats: int = 0
+    chats: int = 0
+    destination_chats: int = 0
 
     @property
     def complete(self) -> bool:
         accounted = self.copied + self.already_there + self.skipped_as_done
-        return accounted == self.source_stories and (
-            self.destination_stories >= self.source_stories
+        return (
+            accounted == self.source_stories
+            and self.destination_stories >= self.source_stories
+            and self.chats == self.source_chats
+            and self.destination_chats >= self.source_chats
         )
 
 
@@ -60,6 +75,9 @@ class _SettableClock:
 
     def __call__(self) -> datetime:
         return self.now
+
+    def set(self, moment: datetime) -> None:
+        self.now = moment
 
 
 def progress_key(source_url: str) -> str:
@@ -161,12 +179,32 @@ async def copy_stories(
             await destination.set_meta(key, str(chunk[-1]))
             if on_batch is not None:
                 on_batch(offset + len(chunk), len(ids))
+        # Cheap to redo, so done in full on every run: what names a story goes through the
+        # id map, rebuilt from the stores themselves (a resumed run has no earlier map).
+        story_map = await db_copy.map_story_ids(source, destination, ids)
+        related = await db_copy.copy_related(source, destination, story_map, clock.set)
+        await db_copy.copy_push_mark(source, destination, story_map)
+        source_subs = await open_subscriptions(source_url)
+        try:
+            destination_subs = await open_subscriptions(destination_url)
+            try:
+                chats = await db_copy.copy_chats(source_subs, destination_subs, story_map)
+                source_chats = await source_subs.count_chats()
+                destination_chats = await destination_subs.count_chats()
+            finally:
+                await destination_subs.close()
+        finally:
+            await source_subs.close()
         return CopyReport(
             source_stories=len(ids),
             copied=copied,
             already_there=already,
             skipped_as_done=start,
             destination_stories=await destination.count(),
+            related_lists=related,
+            source_chats=source_chats,
+            chats=chats,
+            destination_chats=destination_chats,
         )
 
 
@@ -180,10 +218,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     commands = parser.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
     copy = commands.add_parser(
         "copy",
-        help="copy every story from one store to another",
-        description="Copy every story (with links) from --from to --to, in ingest order. "
-        "Idempotent and resumable. Exit 0: every story is in the destination; 1: the "
-        "counts do not add up or a store failed; 2: usage error.",
+        help="copy a whole store (stories, related lists, chats) to another",
+        description="Copy every story (with links), related list, chat and subscription from "
+        "--from to --to, e.g. SQLite to PostgreSQL. Idempotent and resumable. Exit 0: "
+        "everything is in the destination; 1: the counts do not add up or a store failed; "
+        "2: usage error.",
     )
     copy.add_argument("--from", dest="source", required=True, metavar="URL")
     copy.add_argument("--to", dest="destination", required=True, metavar="URL")
@@ -200,15 +239,26 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     if args.batch < 1:
         print("newsbot db copy: --batch must be at least 1", file=err)
         return 2
+    console = Console(file=err)
     try:
-        report = asyncio.run(copy_stories(args.source, args.destination, batch_size=args.batch))
+        with Progress(console=console, disable=not console.is_terminal, transient=True) as bar:
+            task = bar.add_task("copying stories", total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            report = asyncio.run(
+                copy_stories(args.source, args.destination, batch_size=args.batch, on_batch=advance)
+            )
     except (StoreError, UnknownStoryError) as exc:
         print(f"newsbot db copy: {exc}", file=err)
         return 1
     print(
         f"source stories: {report.source_stories}; copied: {report.copied}; already there: "
         f"{report.already_there}; done by an earlier run: {report.skipped_as_done}; "
-        f"destination stories: {report.destination_stories}",
+        f"destination stories: {report.destination_stories}; related lists: "
+        f"{report.related_lists}; chats: {report.chats} of {report.source_chats} "
+        f"(destination {report.destination_chats})",
         file=out,
     )
     if not report.complete:
