@@ -10,6 +10,7 @@ Rules this module keeps so no handler has to:
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Iterable, Sequence
@@ -25,6 +26,7 @@ from telegram import (
     InputTextMessageContent,
     LinkPreviewOptions,
 )
+from telegram._utils.types import JSONDict
 from telegram.constants import ParseMode
 
 from ingest.report import IngestReport
@@ -116,13 +118,18 @@ def escape(text: str) -> str:
     return html.escape(_INVISIBLE_CONTROLS.sub("", text), quote=True)
 
 
+# Whitespace (\s is str.isspace's set) and C0 controls. One regex search rather than a
+# per-character loop: safe_url runs for every story in every list, twice per title.
+_URL_REFUSED_CHAR: Final = re.compile(r"[\s\x00-\x1f]")
+
+
 def safe_url(url: str | None) -> str | None:
     """The URL if it is a plain http(s) URL Telegram will accept as a link, else None."""
     if not url:
         return None
     url = url.strip()
     # Telegram refuses very long URLs, and one must never crowd a message past 4096.
-    if len(url) > MAX_URL or any(ch.isspace() or ord(ch) < 32 for ch in url):
+    if len(url) > MAX_URL or _URL_REFUSED_CHAR.search(url):
         return None
     try:
         parts = urlsplit(url)
@@ -138,6 +145,11 @@ def link(label: str, url: str | None) -> str:
     target = safe_url(url)
     if target is None:
         return escape(label)
+    return _link_to(label, target)
+
+
+def _link_to(label: str, target: str) -> str:
+    # `target` has passed safe_url.
     return f'<a href="{escape(target)}">{escape(label)}</a>'
 
 
@@ -378,8 +390,23 @@ def clamp_latest(count: int) -> int:
     return min(max(count, 1), LATEST_MAX)
 
 
+class _CallbackButton(InlineKeyboardButton):
+    """A button made by `_button` (a label and callback data only), serialised directly.
+
+    PTB's generic to_dict walks every attribute a button may have (about 11 µs a button),
+    and a list reply carries up to 21 buttons. The dict is the one PTB's to_dict gives for
+    such a button (tests/test_formatting.py holds the two side by side).
+    """
+
+    __slots__ = ()
+
+    def to_dict(self, recursive: bool = True) -> JSONDict:
+        """The button as the Bot API takes it: text and callback_data."""
+        return {"callback_data": self.callback_data, "text": self.text}
+
+
 def _button(label: str, action: Action) -> InlineKeyboardButton:
-    return InlineKeyboardButton(label, callback_data=encode_action(action))
+    return _CallbackButton(label, callback_data=encode_action(action))
 
 
 def _keyboard(rows: Iterable[list[InlineKeyboardButton]]) -> InlineKeyboardMarkup | None:
@@ -388,10 +415,17 @@ def _keyboard(rows: Iterable[list[InlineKeyboardButton]]) -> InlineKeyboardMarku
 
 
 def story_buttons(story_id: int) -> list[InlineKeyboardButton]:
-    return [
+    return list(_story_buttons(story_id))
+
+
+# Buttons are frozen, so one pair per story serves every reply: /latest and popular stories
+# come back again and again, and a PTB button costs about 10 µs to build.
+@functools.lru_cache(maxsize=4096)
+def _story_buttons(story_id: int) -> tuple[InlineKeyboardButton, InlineKeyboardButton]:
+    return (
         _button(f"Story #{story_id}", ShowStory(story_id)),
         _button(f"Related #{story_id}", ShowRelated(story_id)),
-    ]
+    )
 
 
 # --- pieces of a story ----------------------------------------------------------------
@@ -409,9 +443,10 @@ def _byline(story: Story) -> str:
 def _title_line(story: Story, title_chars: int | None = None) -> str:
     title = story.title if title_chars is None else shorten(story.title, title_chars)
     title = title or "(untitled)"
-    if safe_url(story.url) is None:
+    target = safe_url(story.url)
+    if target is None:
         return f"<b>#{story.id} {escape(title)}</b>"
-    return f"<b>#{story.id}</b> " + link(title, story.url)
+    return f"<b>#{story.id}</b> " + _link_to(title, target)
 
 
 def _story_block(story: Story, summary_chars: int | None, title_chars: int | None) -> str:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import formatting as fmt
 from storage.models import Link, SearchHit, Story
@@ -53,6 +54,11 @@ def test_escape_covers_markup_and_quotes() -> None:
         "//x.example/",
         "https://",
         "https://x.example/a b",
+        "https://x.example/a\u2028b",
+        "https://x.example/a\u00a0b",
+        "https://x.example/a\x85b",
+        "https://x.example/a\x1fb",
+        "https://x.example/a\tb",
         "https://x.example/" + "a" * 3000,
         "",
         None,
@@ -61,6 +67,14 @@ def test_escape_covers_markup_and_quotes() -> None:
 def test_only_http_urls_become_links(url: str | None) -> None:
     assert fmt.safe_url(url) is None
     assert "<a" not in fmt.link("label", url)
+
+
+def test_safe_url_refuses_exactly_whitespace_and_control_characters() -> None:
+    # The check is one regex; it must agree with str.isspace() and ord() < 32 everywhere.
+    for code in range(0x3000 + 1):
+        char = chr(code)
+        refused = char.isspace() or code < 32
+        assert (fmt.safe_url(f"https://x.example/a{char}b") is None) is refused, hex(code)
 
 
 def test_link_escapes_url_and_label() -> None:
@@ -171,6 +185,31 @@ def test_every_chunk_is_valid_and_fits(markup: str, limit: int) -> None:
 
 
 # --- callback data and keyboards ------------------------------------------------------
+
+
+def test_buttons_serialise_as_ptb_serialises_them() -> None:
+    # CallbackButton builds its dict directly; it must be the one PTB's to_dict gives.
+    reply = fmt.render_latest([story(), story(id=8)], limit=2, has_newer=True, has_older=True)
+    assert reply.keyboard is not None
+    for row in reply.keyboard.inline_keyboard:
+        for button in row:
+            plain = InlineKeyboardButton(button.text, callback_data=button.callback_data)
+            assert button.to_dict() == plain.to_dict()
+    plain_markup = InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(b.text, callback_data=b.callback_data) for b in row]
+            for row in reply.keyboard.inline_keyboard
+        ]
+    )
+    assert reply.keyboard.to_dict() == plain_markup.to_dict()
+
+
+def test_story_buttons_are_fresh_lists_of_shared_buttons() -> None:
+    first, second = fmt.story_buttons(12), fmt.story_buttons(12)
+    assert first is not second
+    first.append(first[0])
+    assert [b.callback_data for b in fmt.story_buttons(12)] == ["t:12", "r:12"]
+    assert [b.text for b in second] == ["Story #12", "Related #12"]
 
 
 @given(query=st.text(min_size=1, max_size=300), offset=st.integers(0, 10_000))

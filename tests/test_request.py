@@ -41,6 +41,8 @@ class Server:
                     "body": body.decode(),
                 }
             seen["parts"] = parts
+        elif request.content_type == "application/json":
+            seen["json"] = await request.json()
         else:
             seen["form"] = dict(await request.post())
         self.seen.append(seen)
@@ -84,24 +86,37 @@ def _data(**params: object) -> RequestData:
     return RequestData([RequestParameter.from_input(name, value) for name, value in params.items()])
 
 
-async def test_posts_parameters_as_a_form_and_returns_status_and_body(
+async def test_posts_parameters_as_json_and_returns_status_and_body(
     server: Server, request_: AiohttpRequest
 ) -> None:
     status, body = await request_.do_request(
-        f"{server.url}/echo", "POST", _data(chat_id=5, text="héllo & <b>", reply_markup={"a": 1})
+        f"{server.url}/echo",
+        "POST",
+        _data(chat_id=5, text="héllo & <b>", reply_markup={"a": 1}, allowed=["x"], off=None),
     )
     assert status == 200
     assert json.loads(body) == {"ok": True, "result": True}
     seen = server.seen[0]
-    assert seen["content_type"] == "application/x-www-form-urlencoded"
-    assert seen["form"] == {"chat_id": "5", "text": "héllo & <b>", "reply_markup": '{"a": 1}'}
+    assert seen["content_type"] == "application/json"
+    # Objects and numbers go as themselves, not JSON text inside JSON; None is left out.
+    assert seen["json"] == {
+        "chat_id": 5,
+        "text": "héllo & <b>",
+        "reply_markup": {"a": 1},
+        "allowed": ["x"],
+    }
     assert "python-telegram-bot" in str(seen["agent"])
 
 
-async def test_a_request_without_data_is_sent(server: Server, request_: AiohttpRequest) -> None:
+async def test_a_request_without_data_is_sent_without_a_body(
+    server: Server, request_: AiohttpRequest
+) -> None:
     status, _ = await request_.do_request(f"{server.url}/echo", "POST")
     assert status == 200
     assert server.seen[0]["form"] == {}
+    status, _ = await request_.do_request(f"{server.url}/echo", "POST", _data())
+    assert status == 200
+    assert server.seen[1]["form"] == {}
 
 
 async def test_uploads_files_as_multipart_with_the_other_parameters(
