@@ -164,11 +164,15 @@ async def measure_size(
     seed: int,
     commands: Sequence[str] = COMMANDS,
     clock: str = "wall",
+    database_url: str | None = None,
 ) -> tuple[dict[str, list[JSON]], JSON]:
-    """Per command, one latency summary per round; plus facts about the replies."""
+    """Per command, one latency summary per round; plus facts about the replies.
+
+    The bot's store is the SQLite file at path, or the database at database_url.
+    """
     errors = quiet_logging()
     request = RecordingRequest()
-    app = make_app(bench_settings(path), request)
+    app = make_app(bench_settings(path, database_url=database_url), request)
     per_round: dict[str, list[JSON]] = {command: [] for command in commands}
     async with running(app, poll=False):
         driver = _Driver(app, request, n, seed, CLOCKS[clock])

@@ -34,6 +34,7 @@ from bench.common import (
     JSON,
     BenchResult,
     Row,
+    db_bytes,
     median,
     parse_sizes,
     pyplot,
@@ -90,14 +91,24 @@ def input_bytes(path: Path) -> int:
     return path.stat().st_size
 
 
-def seed_once(source: Path, workers: int, *, algorithm: str | None = None) -> JSON:
-    """One `newsbot seed` into a fresh database: wall seconds, peak RSS, what it reported."""
+def seed_once(
+    source: Path,
+    workers: int,
+    *,
+    algorithm: str | None = None,
+    database: dict[str, str] | None = None,
+) -> JSON:
+    """One `newsbot seed`: wall seconds, peak RSS, what it reported.
+
+    Into a fresh SQLite file, unless `database` names another (DATABASE_PATH or DATABASE_URL).
+    """
     with tempfile.TemporaryDirectory(prefix="newsbot-bench-ingest-") as scratch:
         env = {
             **os.environ,
             "DATABASE_PATH": str(Path(scratch) / "seed.db"),
             "LOG_LEVEL": "WARNING",
             "MAX_DOCUMENT_BYTES": "200000000",
+            **(database or {}),
         }
         env.pop("BOT_TOKEN", None)
         if algorithm:
@@ -122,7 +133,7 @@ def seed_once(source: Path, workers: int, *, algorithm: str | None = None) -> JS
             "per_s": round(added / elapsed, 1),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-            "db_bytes": (Path(scratch) / "seed.db").stat().st_size,
+            "db_bytes": db_bytes(Path(env["DATABASE_PATH"])) if "DATABASE_URL" not in env else None,
         }
 
 

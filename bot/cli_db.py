@@ -11,7 +11,7 @@ Either URL may be ``sqlite:///path`` or ``postgresql://...``. The copy is:
   every chat copied, and the destination must hold at least as many stories and chats as the
   source; exit 1 otherwise.
 
-Stories are copied in ingest (id) order with their ingest times, so links between stories
+Stories are copied in ingest (id) order, keeping their ingest times, so links between stories
 resolve on the destination (by the copied story's new id, or by URL). Then, through a map of
 source to destination story ids (bot.db_copy): relatedness features and related lists,
 chats with their time zone, digest time and subscriptions, and the delivery marks (pushed
@@ -68,7 +68,7 @@ class CopyReport:
 
 
 class _SettableClock:
-    """The destination's clock: each batch is stamped with its stories' original ingest time."""
+    """The destination's clock: copied related lists keep (about) when they were computed."""
 
     def __init__(self) -> None:
         self.now = datetime.now(UTC)
@@ -119,17 +119,18 @@ def _as_new(story: Story, id_map: dict[int, int]) -> NewStory:
         language=story.language,
         published_at=story.published_at,
         links=links,
+        ingested_at=story.ingested_at,
     )
 
 
-def _runs_by_ingest_time(stories: Sequence[Story]) -> list[list[Story]]:
-    """Consecutive stories with one ingest time, split where a story links to one in its own
+def _runs(stories: Sequence[Story]) -> list[list[Story]]:
+    """Consecutive stories to add together, split where a story links to one in its own
     run: that link's target needs its new id before the linking story is added."""
     runs: list[list[Story]] = []
     in_run: set[int] = set()
     for story in stories:
         linked = {link.story_id for link in story.links}
-        if runs and runs[-1][0].ingested_at == story.ingested_at and not linked & in_run:
+        if runs and not linked & in_run:
             runs[-1].append(story)
         else:
             runs.append([story])
@@ -165,8 +166,7 @@ async def copy_stories(
             chunk = ids[offset : offset + batch_size]
             found = await source.get_many(chunk)
             stories = [found[story_id] for story_id in chunk if story_id in found]
-            for run in _runs_by_ingest_time(stories):
-                clock.now = run[0].ingested_at
+            for run in _runs(stories):
                 results = await destination.add_many([_as_new(s, id_map) for s in run])
                 for story, result in zip(run, results, strict=True):
                     id_map[story.id] = result.story_id

@@ -37,6 +37,8 @@ class NewStory:
     # version of the code that computed them; None: computed later, by the refresh job.
     features: str | None = None
     features_version: int = 0
+    # When the story was first stored: `newsbot db copy` keeps the original's; None: now.
+    ingested_at: datetime | None = None
 
     @property
     def sentence_count(self) -> int:

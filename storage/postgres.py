@@ -395,12 +395,13 @@ class PostgresStoryStore:
         """Store stories in one all-or-nothing transaction; duplicates report the existing id."""
         if not stories:
             return []
-        ingested = _utc(self._clock())
+        now = _utc(self._clock())
         results: list[AddResult] = []
         link_rows: list[tuple[Any, ...]] = []
         features: list[StoredFeatures] = []
         async with self._require_pool().acquire() as conn, conn.transaction():
             for story in stories:
+                ingested = now if story.ingested_at is None else _utc(story.ingested_at)
                 url = _clean_url(story.url)
                 published = None if story.published_at is None else _utc(story.published_at)
                 story_id = await conn.fetchval(

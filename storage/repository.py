@@ -461,11 +461,12 @@ class StoryStore:
         """Store stories in one all-or-nothing transaction; duplicates report the existing id."""
         if not stories:
             return []
-        ingested = _to_micros(self._clock())
+        now = _to_micros(self._clock())
         results: list[AddResult] = []
         link_rows: list[tuple[Any, ...]] = []
         async with self._transaction() as conn:
             for story in stories:
+                ingested = now if story.ingested_at is None else _to_micros(story.ingested_at)
                 url = _clean_url(story.url)
                 published = None if story.published_at is None else _to_micros(story.published_at)
                 inserted = list(
