@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 RELATED_LIMIT = 5
 # /story shows at least this many sentences: it is the "tell me more" view.
 STORY_SENTENCES = 6
+# How many /story summaries one worker keeps (a few KB each).
+LONG_SUMMARY_CACHE = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,9 @@ class Services:
     ingest_listeners: list[IngestListener] = field(default_factory=list)
     # Computes related lists the ingest did not (bot.jobs refreshes them, /related falls back).
     related: RelatedIndexer = field(init=False)
+    _long_summaries: OrderedDict[tuple[int, str], tuple[str, ...]] = field(
+        init=False, default_factory=OrderedDict
+    )
 
     def __post_init__(self) -> None:
         self.related = RelatedIndexer(self.store)
@@ -222,10 +228,20 @@ class Services:
         return await self.store.search_any(terms or words.split(), RELATED_LIMIT)
 
     async def long_summary(self, story: Story) -> list[str]:
-        """A longer summary than the stored one, computed off the event loop."""
+        """A longer summary than the stored one, computed off the event loop.
+
+        Recently opened stories' summaries are kept (a story people open, many open): the
+        key includes the fingerprint, so a story replaced under the same id is summarised
+        anew. Only a cache: another worker computes its own.
+        """
+        key = (story.id, story.fingerprint)
+        cached = self._long_summaries.get(key)
+        if cached is not None:
+            self._long_summaries.move_to_end(key)
+            return list(cached)
         sentences = max(STORY_SENTENCES, self.settings.summary_sentences * 2)
         try:
-            return await asyncio.to_thread(
+            summary = await asyncio.to_thread(
                 summarize,
                 story.cleaned_text,
                 algorithm=self.settings.summary_algorithm,
@@ -236,6 +252,10 @@ class Services:
             # The stored summary is always a fine answer; a summariser bug must not hide it.
             logger.exception("longer summary of story %s failed", story.id)
             return list(story.summary)
+        self._long_summaries[key] = tuple(summary)
+        if len(self._long_summaries) > LONG_SUMMARY_CACHE:
+            self._long_summaries.popitem(last=False)
+        return summary
 
     async def stats(self) -> Stats:
         return Stats(await self.store.stats(), datetime.now(UTC) - self.started_at)

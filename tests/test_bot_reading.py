@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
+from bot import services as services_module
 from bot.services import NewsApp, Services
 from storage.models import Link
+from summarize import summarizers
 from tests.conftest import ADMIN, BACKENDS, USER, NewStoryFactory, Seed, both_backends
 from tests.fake_bot_api import Call, FakeBotAPI
 
@@ -109,6 +112,24 @@ async def test_story_shows_summary_links_and_a_preview(
     assert "Engineers replaced cables" in text  # the longer summary, from cleaned_text
     assert "Similar item" in text
     assert reply.params["link_preview_options"]["url"].startswith("https://news.example/")
+
+
+async def test_an_opened_storys_longer_summary_is_computed_once(
+    bot: NewsApp, api: FakeBotAPI, seed: Seed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = summarizers.summarize
+
+    def counting(text: str, **options: Any) -> list[str]:
+        calls.append(text)
+        return real(text, **options)
+
+    monkeypatch.setattr(services_module, "summarize", counting)
+    (story_id,) = await seed()
+    first = await ask(api, f"/story {story_id}")
+    second = await ask(api, f"/story {story_id}")
+    assert first.result["text"] == second.result["text"]
+    assert len(calls) == 1
 
 
 async def test_related_by_id_lists_links_then_stories(
