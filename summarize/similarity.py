@@ -36,27 +36,33 @@ def salient_terms(title: str, text: str, limit: int = 12, language: str = "engli
     if limit <= 0:
         return []
     stop = _stop_words(language)
+    english = language == "english"
     scores: dict[str, float] = {}
     first_seen: dict[str, int] = {}
-    forms: dict[str, Counter[str]] = {}
+    forms: dict[str, dict[str, int]] = {}
     for weight, chunk in ((3.0, title), (1.0, text)):
-        for match in _WORD.finditer(chunk):
-            word = match.group().strip("'’-")
+        # Each distinct token once, with its count, in order of first appearance: a story
+        # repeats its words, and the weights are multiples of 0.5, so sums stay exact.
+        for raw, count in Counter(_WORD.findall(chunk)).items():
+            word = raw.strip("'’-")
             if word.endswith(("'s", "’s")):
                 word = word[:-2]
             key = word.lower()
             if len(key) < 3 or key in stop:
                 continue
-            root = stem(key) if language == "english" else key
+            root = stem(key) if english else key
             # Names and places carry the event; a capital letter mid-sentence is cheap evidence.
             boost = 1.5 if word[0].isupper() else 1.0
-            scores[root] = scores.get(root, 0.0) + weight * boost
-            first_seen.setdefault(root, len(first_seen))
-            forms.setdefault(root, Counter())[key] += 1
+            scores[root] = scores.get(root, 0.0) + weight * boost * count
+            if root not in first_seen:
+                first_seen[root] = len(first_seen)
+                forms[root] = {}
+            seen = forms[root]
+            seen[key] = seen.get(key, 0) + count
     ranked = sorted(scores, key=lambda root: (-scores[root], first_seen[root]))
     return [_commonest(forms[root]) for root in ranked[:limit]]
 
 
-def _commonest(forms: Counter[str]) -> str:
+def _commonest(forms: dict[str, int]) -> str:
     # Ties go to the shorter form, which is the one a reader would type.
     return min(forms, key=lambda form: (-forms[form], len(form), form))

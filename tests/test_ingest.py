@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
-from ingest.pipeline import Ingestor
+from ingest.pipeline import Ingestor, RelatedIndexer, _Round
 from ingest.prepare import fingerprint
+from storage.models import RelatedRow
 from storage.repository import StoryStore
+from summarize.related import CorpusStats, DocFeatures
 
 DATA = Path(__file__).parent / "data"
 NOISE = ("Getty Images", "Read more", "Similar News", "Latest News", "Headlines")
@@ -124,3 +126,76 @@ def test_seed_cli_reports_and_sets_exit_codes(
     (folder / "bad.jsonl").write_text('{"title": "x"}\n')
     assert main(["seed", str(folder / "bad.jsonl")]) == 1
     assert main(["seed", str(tmp_path / "missing.txt")]) == 2
+
+
+def _event_stories(count: int) -> bytes:
+    """`count` short reports about a handful of events, some sharing words, as JSONL."""
+    places = ["Aceh", "Chile", "Haiti", "Nepal", "Peru", "Fiji"]
+    kinds = ["earthquake", "flood", "storm"]
+    lines = []
+    for n in range(count):
+        place, kind = places[n % len(places)], kinds[n % len(kinds)]
+        text = (
+            f"A {kind} struck {place} on day {n % 5}, officials in {place} said. "
+            f"Rescue teams from the Red Cross reached {place} after the {kind}. "
+            f"Report {n} counts {10 + n} damaged homes and {n % 4} bridges."
+        )
+        lines.append(
+            json.dumps(
+                {
+                    "title": f"{kind.title()} hits {place}, report {n}",
+                    "text": text,
+                    "url": f"https://news.example/{n}",
+                    "source": f"outlet{n % 3}.example",
+                    "published_at": f"2024-03-{1 + n % 20:02d}T08:00:00+00:00",
+                }
+            )
+        )
+    return "\n".join(lines).encode()
+
+
+async def test_counts_kept_through_a_round_rank_like_counts_read_per_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A round reads each key's counts once and keeps the vectors between its chunks; reading
+    # every chunk's counts afresh (as before) must give the very same lists.
+    monkeypatch.setattr("ingest.pipeline._RANK_CHUNK", 3)
+    monkeypatch.setattr("ingest.pipeline.BATCH_SIZE", 8)
+    data = _event_stories(30)
+
+    async def lists(name: str) -> dict[int, list[RelatedRow]]:
+        async with await StoryStore.open(tmp_path / name) as db:
+            report = await make_ingestor(db).ingest_bytes(data, filename="s.jsonl")
+            assert len(report.added) == 30
+            return await db.related_rows(report.added)
+
+    kept = await lists("kept.db")
+    assert len(kept) == 30
+    per_chunk = RelatedIndexer._stats
+
+    async def forgetful(
+        self: RelatedIndexer, features: Iterable[DocFeatures], counts: _Round
+    ) -> CorpusStats:
+        counts.reset()
+        return await per_chunk(self, features, counts)
+
+    monkeypatch.setattr(RelatedIndexer, "_stats", forgetful)
+    assert await lists("per_chunk.db") == kept
+
+
+async def test_pool_summarises_in_slices_and_keeps_input_order(
+    store: StoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ingest.pipeline.POOL_THRESHOLD", 4)
+    monkeypatch.setattr("ingest.pipeline._POOL_SLICE", 3)
+    # A story over the size cap is refused in the worker, which hands back the reason.
+    long = {"title": "long", "text": "Words repeat here. " * 100}
+    data = _event_stories(10) + b"\n" + json.dumps(long).encode()
+    ingestor = Ingestor(
+        store, algorithm="lead", sentences=2, max_chars=None, max_story_chars=1_000, workers=2
+    )
+    report = await ingestor.ingest_bytes(data, filename="s.jsonl")
+    assert [r.location for r in report.rejected] == ["s.jsonl story 11"]
+    by_url = await store.ids_by_url(f"https://news.example/{n}" for n in range(10))
+    assert report.added == [by_url[f"https://news.example/{n}"] for n in range(10)]
+    assert (await store.related_rows(report.added[-1:]))[report.added[-1]]

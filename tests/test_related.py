@@ -11,6 +11,7 @@ from summarize.related import (
     Weights,
     build_features,
     rank_related,
+    signature,
 )
 from summarize.related_text import entity_counts, minhash, minhash_similarity
 
@@ -224,3 +225,33 @@ def test_copies_fold_when_signatures_differ_in_length() -> None:
     hits = rank_related(query, [copy_a, copy_b, headline])
     folded = next(hit for hit in hits if hit.copies)
     assert {folded.key, *folded.copies} == {"a", "b"}
+
+
+def test_signature_is_minhash_computed_with_numpy() -> None:
+    # Stored signatures from either code path must compare equal, bit for bit.
+    texts = [
+        "",
+        "one",
+        "two words",
+        "Tara Reid checks into rehab\n" + REID_2009.text,
+        LOHAN_2013.title + "\n" + LOHAN_2013.text * 3,
+        "Ünïcode — Québec’s 6.1 quake, U.S. officials’ O'Connor ... " * 20,
+    ]
+    for text in texts:
+        assert signature(text) == minhash(text)
+
+
+def test_extended_stats_rank_like_stats_read_at_once() -> None:
+    # A ranking round reads the counts of each chunk's new keys only (CorpusStats.extend)
+    # and keeps the vectors worked out for earlier chunks.
+    docs = features(REID_2009, REID_2009_PEOPLE, LOHAN_2013, QUAKE)
+    full = CorpusStats.of(docs)
+    first_keys = docs[0].vocabulary() | docs[1].vocabulary()
+    grown = CorpusStats()
+    grown.rebase(full.docs, {k: v for k, v in full.df.items() if k in first_keys})
+    first = rank_related(docs[0], docs[1:2], stats=grown)
+    grown.extend({k: v for k, v in full.df.items() if k not in first_keys})
+    assert first == rank_related(docs[0], docs[1:2], stats=CorpusStats.of(docs))
+    assert rank_related(docs[0], docs[1:], stats=grown) == rank_related(
+        docs[0], docs[1:], stats=full
+    )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from summarize.errors import TextError
-from summarize.sentences import split_sentences
+from summarize.sentences import _tokenizer, split_sentences
 
 
 @pytest.mark.parametrize(
@@ -98,3 +100,24 @@ def test_other_languages() -> None:
 def test_unknown_language_is_a_text_error() -> None:
     with pytest.raises(TextError, match="unsupported language 'klingon'"):
         split_sentences("Qapla'.", "klingon")
+
+
+@pytest.mark.parametrize("language", ["english", "german"])
+def test_stdlib_patterns_split_like_nltks_own(language: str) -> None:
+    # Our tokenizer runs punkt's patterns with `re` instead of nltk.redos; the spans must be
+    # those of nltk's tokenizer with the same abbreviation table.
+    from nltk.tokenize import PunktTokenizer
+
+    ours = _tokenizer(language)
+    stock = PunktTokenizer(language)
+    stock._params.abbrev_types.update(ours._params.abbrev_types)  # type: ignore[attr-defined]
+    assert isinstance(ours._lang_vars.period_context_re(), re.Pattern)  # type: ignore[attr-defined]
+    texts = [
+        "Gov. Brown met No. 5 (Vol. 3) in the U.S. on Monday. «Oui.» Fin! Really?! Yes -- no.",
+        'He said "Go." Then he left... Later, Dr. Who\'s car (a 1960s model) was found.',
+        "Prices rose 6.1% to $8.2bn.The index fell. 'Quoted.' Next one.) And [this.] end",
+        "Die Firma z.B. wuchs um 3,5 Prozent. Prof. Müller sagte: „Gut.“ Dann ging er.",
+        "…" * 3 + " a.m. p.m. e.g. i.e. etc. and so on.\nNew line here. Last one",
+    ]
+    for text in texts:
+        assert list(ours.span_tokenize(text)) == list(stock.span_tokenize(text))
