@@ -7,12 +7,14 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from bot import cli_db, cli_related, cli_seed, cli_summarize
-from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The command modules are imported here, not at the top: `newsbot seed`'s pool workers
+    # import this module again (as the main script) and need none of them.
+    from bot import cli_db, cli_related, cli_seed, cli_summarize
+
     parser = argparse.ArgumentParser(
         prog="newsbot",
         description="A Telegram bot that summarises news stories and finds related ones.",
@@ -58,6 +60,9 @@ def _run_console(settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bot import cli_db, cli_related, cli_seed, cli_summarize
+    from bot.logs import configure_logging
+
     args = build_parser().parse_args(argv)
     if args.command == "summarize":
         # Summaries need no settings beyond the flags; a broken .env should not block them.
