@@ -350,6 +350,9 @@ class StoryStore:
         try:
             writer = await aiosqlite.connect(path, isolation_level=None)
             opened.append(writer)
+            # First: switching to WAL needs a lock another process (a worker, `newsbot seed`)
+            # may hold for a moment.
+            await writer.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             mode = list(await writer.execute_fetchall("PRAGMA journal_mode = WAL"))
             if str(mode[0][0]).lower() != "wal":
                 raise StoreError(f"{path}: could not switch the database to WAL mode")
@@ -358,7 +361,6 @@ class StoryStore:
                 # corrupts, and a killed process loses nothing that was committed.
                 "PRAGMA synchronous = NORMAL",
                 "PRAGMA foreign_keys = ON",
-                f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}",
                 f"PRAGMA cache_size = {_CACHE_SIZE}",
             ):
                 await writer.execute(pragma)

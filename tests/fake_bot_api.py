@@ -751,3 +751,19 @@ class FakeBotAPI:
                 }
             )  # fmt: skip
         return member
+
+
+def buttons(call: Call) -> dict[str, str]:
+    """Button label -> callback data of a sent or edited message."""
+    markup = call.params.get("reply_markup") or {}
+    return {
+        button["text"]: button["callback_data"]
+        for row in markup.get("inline_keyboard", [])
+        for button in row
+        if "callback_data" in button
+    }
+
+
+def story_ids(text: str) -> list[int]:
+    """The story ids a reply shows ("#12"), in order."""
+    return [int(found) for found in re.findall(r"#(\d+)", text)]

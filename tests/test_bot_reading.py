@@ -12,28 +12,13 @@ from bot.services import NewsApp, Services
 from storage.models import Link
 from summarize import summarizers
 from tests.conftest import ADMIN, BACKENDS, USER, NewStoryFactory, Seed, both_backends
-from tests.fake_bot_api import Call, FakeBotAPI
+from tests.fake_bot_api import Call, FakeBotAPI, buttons, story_ids
 
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest) -> str | None:
     # Every scenario here runs on SQLite and on PostgreSQL.
     return both_backends(request)
-
-
-def buttons(call: Call) -> dict[str, str]:
-    """Button label -> callback data of a sent or edited message."""
-    markup = call.params.get("reply_markup") or {}
-    return {
-        button["text"]: button["callback_data"]
-        for row in markup.get("inline_keyboard", [])
-        for button in row
-        if "callback_data" in button
-    }
-
-
-def story_ids(text: str) -> list[int]:
-    return [int(found) for found in re.findall(r"#(\d+)", text)]
 
 
 async def ask(api: FakeBotAPI, text: str, user_id: int = USER) -> Call:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +11,7 @@ from bot import delivery
 from bot.services import NewsApp, NewsContext, Services
 from storage.backend import open_store
 from tests.conftest import ADMIN, BACKENDS, USER, NewStoryFactory, Seed, both_backends
-from tests.fake_bot_api import BLOCKED, FakeBotAPI
+from tests.fake_bot_api import BLOCKED, FakeBotAPI, story_ids
 
 
 @pytest.fixture(params=BACKENDS)
@@ -23,10 +22,6 @@ def database_url(request: pytest.FixtureRequest) -> str | None:
 
 # Far in the future, so that "/digest" set today (real clock) never counts as that day.
 DAY = datetime(2030, 6, 1, tzinfo=UTC)
-
-
-def story_ids(text: str) -> list[int]:
-    return [int(found) for found in re.findall(r"#(\d+)", text)]
 
 
 def sent_to(api: FakeBotAPI, chat_id: int) -> list[str]:

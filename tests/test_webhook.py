@@ -7,7 +7,6 @@ server. Two workers over one database file show that any worker can take any upd
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -24,7 +23,7 @@ from bot.services import NewsApp
 from bot.settings import Settings, SettingsError
 from storage.repository import StoryStore
 from tests.conftest import USER, NewStoryFactory
-from tests.fake_bot_api import JSON, Call, FakeBotAPI
+from tests.fake_bot_api import JSON, FakeBotAPI, buttons, story_ids
 
 SECRET = "s3cret_-token"
 HOOK_URL = "https://bot.example/tg/hook"
@@ -81,20 +80,6 @@ class Poster:
 async def poster() -> AsyncIterator[Poster]:
     async with aiohttp.ClientSession() as session:
         yield Poster(session)
-
-
-def buttons(call: Call) -> dict[str, str]:
-    markup = call.params.get("reply_markup") or {}
-    return {
-        button["text"]: button["callback_data"]
-        for row in markup.get("inline_keyboard", [])
-        for button in row
-        if "callback_data" in button
-    }
-
-
-def story_ids(text: str) -> list[int]:
-    return [int(found) for found in re.findall(r"#(\d+)", text)]
 
 
 async def test_only_requests_with_the_secret_get_in(
