@@ -6,14 +6,17 @@ to MVCC, never wait for writers, in this process or in other bot workers sharing
 
 Search matches StoryStore's behaviour: the query goes through the same sanitiser
 (storage.fts), so only plain words reach the engine; all words must match, else any word; only
-the newest RANK_WINDOW matches are ranked. Ranking is ts_rank_cd over a stored tsvector in
-which the title has weight A and the text weight D, i.e. a title word counts ten times a body
-word, as the SQLite bm25 weights do.
+the newest RANK_WINDOW matches are ranked, strong matches (a query word in the title) first.
+Ranking is ts_rank_cd over a stored tsvector in which the title has weight A and the text
+weight D, i.e. a title word counts ten times a body word, as the SQLite bm25 weights do; since
+each ranked row costs a read of its whole vector, at most RANK_BUDGET rows are ranked per
+query (see _SEARCH_WINDOW).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -39,19 +42,41 @@ from storage.models import (
 from storage.postgres_schema import TS_CONFIG, PgConnection, migrate
 from storage.repository import FREQUENT_TERM_SHARE
 
-__all__ = ["PRUNE_MIN_STORIES", "RANK_WINDOW", "SEARCH_COUNT_CAP", "PostgresStoryStore"]
+__all__ = [
+    "PRUNE_MIN_STORIES",
+    "PRUNE_SAMPLE",
+    "RANK_BUDGET",
+    "RANK_WINDOW",
+    "SEARCH_COUNT_CAP",
+    "PostgresStoryStore",
+]
 
 # Same bounds as the SQLite store (see storage.repository).
 SEARCH_COUNT_CAP: Final = 1000
 RANK_WINDOW = 2000
-# Below this many stories no frequent word is dropped from any-word queries (as in SQLite).
+# At most this many rows are ranked per query, the newest of the tiers the page reaches:
+# ranking reads each row's whole search_vector (see _SEARCH_WINDOW).
+RANK_BUDGET = 200
+# Below this many stories no frequent word is dropped from any-word queries (as in SQLite),
+# and a word's share is measured over the newest PRUNE_SAMPLE stories (as in SQLite): the
+# whole store would mean reading up to a quarter of it per word.
 PRUNE_MIN_STORIES = 500
+PRUNE_SAMPLE = 5000
+# "Any of these words" queries of up to this many words also rank stories holding two of
+# them first, as in SQLite.
+_PAIRED_TERMS_MAX: Final = 4
+# Search's id range reaches this much further back than the words' shares say it must, and
+# is widened at most this many times before it becomes the whole store (see _window).
+_WINDOW_SLACK: Final = 1.25
+_WINDOW_ATTEMPTS: Final = 3
+_MAX_ID: Final = 2**63 - 1
 # Verdicts kept per store, and how far the story count may move before they are redone.
 _TERM_CACHE_MAX: Final = 4096
 _TERM_CACHE_DRIFT: Final = 0.1
 # Up to here the story count for frequent-word pruning is exact; above it, the planner's
-# estimate (pg_class.reltuples, kept by autovacuum) is close enough and costs no scan.
-_EXACT_COUNT_BELOW: Final = 20_000
+# estimate (pg_class.reltuples, kept by autovacuum) is close enough and costs no scan (the
+# exact count took 0.6 ms of a 5 ms search at 10k stories).
+_EXACT_COUNT_BELOW: Final = 2 * PRUNE_MIN_STORIES
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -150,28 +175,55 @@ _FIND_DUPLICATE: Final = """
 
 _CURSOR_KEY: Final = "(SELECT sort_key, id FROM stories WHERE id = ${n})"
 
-# Ids and ranks first, stories for one page only. $1: tsquery text for websearch_to_tsquery,
-# $2: an id to leave out (or NULL), $3: the rank window, $4/$5: limit/offset.
-_SEARCH_IDS: Final = f"""
-    WITH q AS MATERIALIZED (SELECT websearch_to_tsquery('{TS_CONFIG}', $1) AS query),
-    candidates AS MATERIALIZED (
-        SELECT s.id, ts_rank_cd(s.search_vector, q.query) AS rank
-          FROM stories AS s, q
-         WHERE s.search_vector @@ q.query AND s.id IS DISTINCT FROM $2::bigint
-         ORDER BY s.id DESC
-         LIMIT $3)
-    SELECT id, rank FROM candidates ORDER BY rank DESC, id DESC LIMIT $4 OFFSET $5
+# Search runs in two statements, so that no row's search_vector is read unless it is ranked.
+#
+# ts_rank_cd reads a row's whole search_vector, detoasting and decompressing it (bodies are
+# ~3 KB): about 10-20 us a row, so ranking every one of RANK_WINDOW rows took a /search 38 ms
+# at 10k stories. And the GIN index hands back matches in no useful order, so finding the
+# newest RANK_WINDOW of a word in 40% of 100k stories meant visiting all 40k of them.
+#
+# _SEARCH_WINDOW finds the newest matches with ids from $3 up to $7 (excluded), a range that
+# grows back from the newest story until it holds the window (see _window), from the GIN index
+# and the primary key together (a BitmapAnd), without reading any vector. It marks the strong
+# ones, as in the SQLite store: a query word in the title (the small inline title_vector,
+# migration 5) or, for a few any-word terms, two of them in the story ($2/$4: NULL when there
+# is no such tier). $1: the query, $5: an id to leave out (or NULL), $6: how many rows.
+_SEARCH_WINDOW: Final = f"""
+    WITH q AS MATERIALIZED (
+        SELECT websearch_to_tsquery('{TS_CONFIG}', $2::text) AS title_query),
+    pairs AS MATERIALIZED (
+        SELECT s.id FROM stories AS s
+         WHERE s.search_vector @@ websearch_to_tsquery('{TS_CONFIG}', $4::text)
+           AND s.id >= $3::bigint AND s.id < $7::bigint)
+    SELECT s.id,
+           coalesce(s.title_vector @@ q.title_query, false) OR s.id IN (SELECT id FROM pairs)
+      FROM stories AS s, q
+     WHERE s.search_vector @@ websearch_to_tsquery('{TS_CONFIG}', $1)
+       AND s.id >= $3::bigint AND s.id < $7::bigint AND s.id IS DISTINCT FROM $5::bigint
+     ORDER BY s.id DESC
+     LIMIT $6
 """
 
-_SEARCH: Final = f"""
-    WITH hits AS MATERIALIZED ({_SEARCH_IDS})
-    SELECT {_STORY_COLUMNS}, hits.rank
+# _SEARCH_PAGE ranks the rows flagged in $4 (at most RANK_BUDGET) and orders every candidate
+# by tier ($3: 0 strong, 1 weak), ranked before unranked, rank, then newest; $2: the
+# candidates, $1: the query, $5/$6: limit/offset.
+_PAGE_IDS: Final = f"""
+    WITH q AS MATERIALIZED (SELECT websearch_to_tsquery('{TS_CONFIG}', $1) AS query)
+    SELECT c.id, c.tier,
+           -- CASE evaluates lazily: vectors of unranked rows are never read.
+           CASE WHEN c.ranked THEN ts_rank_cd(s.search_vector, q.query) END AS rank
+      FROM unnest($2::bigint[], $3::integer[], $4::boolean[]) AS c (id, tier, ranked)
+      JOIN stories AS s ON s.id = c.id
+     CROSS JOIN q
+     ORDER BY 2, 3 DESC NULLS LAST, 1 DESC
+     LIMIT $5 OFFSET $6
+"""
+
+_SEARCH_PAGE: Final = f"""
+    WITH hits AS MATERIALIZED ({_PAGE_IDS})
+    SELECT {_STORY_COLUMNS}, coalesce(hits.rank, 0)
       FROM hits JOIN stories AS s ON s.id = hits.id
-     ORDER BY hits.rank DESC, hits.id DESC
-"""
-
-_MATCHES_ANY: Final = f"""
-    SELECT 1 FROM stories WHERE search_vector @@ websearch_to_tsquery('{TS_CONFIG}', $1) LIMIT 1
+     ORDER BY hits.tier, hits.rank DESC NULLS LAST, hits.id DESC
 """
 
 _COUNT_SEARCH: Final = f"""
@@ -230,35 +282,38 @@ _CLAIM_RUN: Final = """
     RETURNING true
 """
 
-# How many stories match one word, counted up to $1 (the "frequent" threshold plus one).
+# How many of the stories with an id above $1 match one word.
 _COUNT_WORD: Final = """
-    (SELECT count(*) FROM (
-        SELECT 1 FROM stories
-         WHERE search_vector @@ websearch_to_tsquery('{config}', ${n}) LIMIT $1) AS m)
+    (SELECT count(*) FROM stories
+      WHERE search_vector @@ websearch_to_tsquery('{config}', ${n}) AND id > $1::bigint)
 """
 
 
 class _FrequentTerms:
-    """Bounded cache: is a word (casefolded) in more than FREQUENT_TERM_SHARE of the stories.
+    """Bounded cache: each word's (casefolded) share of the newest PRUNE_SAMPLE stories.
 
-    The SQLite store keeps the same cache; a copy here keeps the two stores' internals apart.
+    The SQLite store keeps a similar cache of verdicts; here the share also tells search how
+    far back the newest RANK_WINDOW matches reach (see _window).
     """
 
     def __init__(self) -> None:
-        self.verdicts: dict[str, bool] = {}
+        self.shares: dict[str, float] = {}
         self._basis = 0
 
     def rebase(self, stories: int) -> None:
-        """Forget every verdict once the store has grown or shrunk by _TERM_CACHE_DRIFT."""
+        """Forget every share once the store has grown or shrunk by _TERM_CACHE_DRIFT."""
         if abs(stories - self._basis) > self._basis * _TERM_CACHE_DRIFT:
-            self.verdicts.clear()
+            self.shares.clear()
             self._basis = stories
 
-    def put(self, word: str, frequent: bool) -> None:
-        if len(self.verdicts) >= _TERM_CACHE_MAX:
+    def put(self, word: str, share: float) -> None:
+        if len(self.shares) >= _TERM_CACHE_MAX:
             # Oldest first: dicts keep insertion order.
-            del self.verdicts[next(iter(self.verdicts))]
-        self.verdicts[word] = frequent
+            del self.shares[next(iter(self.shares))]
+        self.shares[word] = share
+
+    def frequent(self, word: str) -> bool:
+        return self.shares.get(word.casefold(), 0.0) > FREQUENT_TERM_SHARE
 
 
 def _job_key(name: str) -> str:
@@ -273,6 +328,26 @@ def _websearch_all(terms: Iterable[str]) -> str:
 
 def _websearch_any(terms: Iterable[str]) -> str:
     return " or ".join(f'"{term}"' for term in terms)
+
+
+def _websearch_any_two(terms: Sequence[str]) -> str:
+    # websearch_to_tsquery binds AND tighter than "or": ("a" & "b") | ("a" & "c") | ...
+    return " or ".join(_websearch_all(pair) for pair in itertools.combinations(terms, 2))
+
+
+def _tiers(words: Sequence[str], *, every: bool) -> tuple[str | None, str | None]:
+    """The title and pair queries of the strong tier (see _SEARCH_WINDOW); None: none.
+
+    As in the SQLite store: with every word required, a word in the title; with any word, a
+    word in the title or, for up to _PAIRED_TERMS_MAX words, two of them in the story. Longer
+    any-word lists (pasted text) have no tiers: a story holding many of the words without any
+    in its title must not sink below one that names one word in its title.
+    """
+    if every or len(words) == 1:
+        return _websearch_any(words), None
+    if len(words) <= _PAIRED_TERMS_MAX:
+        return _websearch_any(words), _websearch_any_two(words)
+    return None, None
 
 
 def _story_from_row(row: asyncpg.Record) -> Story:
@@ -372,6 +447,18 @@ class PostgresStoryStore:
 
     async def _read(self, sql: str, *params: Any) -> list[asyncpg.Record]:
         return list(await self._require_pool().fetch(sql, *params))
+
+    async def _read_by_bitmaps(self, sql: str, *params: Any) -> list[asyncpg.Record]:
+        """_read, with plain index scans off, for statements that must use bitmap scans.
+
+        Asked for the newest matches of a common word, the planner walks the primary key
+        backwards, testing each row's search_vector: it counts that test as cheap, but it
+        reads the whole vector (5 ms at 10k stories for a word in 40% of them, 2 ms as a
+        bitmap scan). SET LOCAL ends with the transaction.
+        """
+        async with self._require_pool().acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL enable_indexscan = off")
+            return list(await conn.fetch(sql, *params))
 
     async def _stories(self, sql: str, *params: Any) -> list[Story]:
         return [_story_from_row(row) for row in await self._read(sql, *params)]
@@ -623,80 +710,204 @@ class PostgresStoryStore:
             ):
                 raise UnknownStoryError(cursor)
 
-    async def _match_expression(self, query: str) -> str:
-        terms = fts.query_terms(query)
-        expression = _websearch_all(terms)
-        if len(terms) == 1:
-            return expression
-        found = await self._read(_MATCHES_ANY, expression)
-        return expression if found else _websearch_any(await self._without_frequent(terms))
-
-    async def _story_count_for_pruning(self) -> int:
+    async def _story_count_for_pruning(self) -> tuple[int, int]:
+        """The number of stories (estimated above _EXACT_COUNT_BELOW) and the newest id."""
         rows = await self._read(
-            "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'stories'::regclass"
+            """
+            SELECT greatest(reltuples, 0)::bigint, (SELECT max(id) FROM stories)
+              FROM pg_class WHERE oid = 'stories'::regclass
+            """
         )
-        estimate = int(rows[0][0]) if rows else 0
+        estimate, newest = (int(rows[0][0]), int(rows[0][1] or 0)) if rows else (0, 0)
         if estimate >= _EXACT_COUNT_BELOW:
-            return estimate
+            return estimate, newest
         rows = await self._read("SELECT count(*) FROM stories")
-        return int(rows[0][0])
+        return int(rows[0][0]), newest
 
-    async def _without_frequent(self, words: list[str]) -> list[str]:
-        """words less those in over FREQUENT_TERM_SHARE of the stories, unless none is left.
+    async def _sample(self, words: Sequence[str]) -> tuple[list[float], int]:
+        """Each word's share of the newest PRUNE_SAMPLE stories, and the newest id.
 
-        As in the SQLite store: each word's share is counted once (up to the threshold, not
-        every match) and cached. It matters more here, since ts_rank_cd has no IDF: a common
-        word would weigh as much as a rare name, and fill the rank window with its matches.
+        Shares are counted once per word (as the SQLite store counts them) and cached; below
+        PRUNE_MIN_STORIES they say too little and are all 0 (no pruning, no id bound).
         """
-        if len(words) < 2:
-            return words
-        stories = await self._story_count_for_pruning()
+        stories, newest = await self._story_count_for_pruning()
         if stories < PRUNE_MIN_STORIES:
-            return words
+            return [0.0] * len(words), newest
         cache = self._frequent_terms
         cache.rebase(stories)
         keys = [word.casefold() for word in words]
-        missing = [key for key in dict.fromkeys(keys) if key not in cache.verdicts]
+        known = {key: cache.shares[key] for key in keys if key in cache.shares}
+        missing = [key for key in dict.fromkeys(keys) if key not in known]
         if missing:
-            threshold = int(stories * FREQUENT_TERM_SHARE)
             columns = ", ".join(
                 _COUNT_WORD.format(config=TS_CONFIG, n=n) for n in range(2, len(missing) + 2)
             )
-            counts = await self._read(
-                f"SELECT {columns}", threshold + 1, *(_websearch_any([key]) for key in missing)
+            counts = await self._read_by_bitmaps(
+                f"SELECT {columns}",
+                newest - PRUNE_SAMPLE,
+                *(_websearch_any([key]) for key in missing),
             )
+            # Ids are dense but for deleted stories; a gap only lowers a share, which keeps a
+            # word that might have been dropped (never a worse answer, as in SQLite) and
+            # widens the window's id range (never a missed match).
+            sample = min(stories, PRUNE_SAMPLE)
             for key, count in zip(missing, counts[0], strict=True):
-                cache.put(key, int(count) > threshold)
-        rare = [word for word, key in zip(words, keys, strict=True) if not cache.verdicts.get(key)]
+                known[key] = min(int(count) / sample, 1.0)
+                cache.put(key, known[key])
+        return [known[key] for key in keys], newest
+
+    @staticmethod
+    def _without_frequent(words: list[str], shares: list[float]) -> list[str]:
+        """words less those in over FREQUENT_TERM_SHARE of the stories, unless none is left.
+
+        It matters more here than in SQLite, since ts_rank_cd has no IDF: a common word would
+        weigh as much as a rare name, and fill the window with its matches.
+        """
+        if len(words) < 2:
+            return words
+        rare = [w for w, share in zip(words, shares, strict=True) if share <= FREQUENT_TERM_SHARE]
         return rare or words
 
-    async def _ranked(
-        self, expression: str, limit: int, offset: int, exclude_id: int | None
-    ) -> list[SearchHit]:
-        rows = await self._read(_SEARCH, expression, exclude_id, RANK_WINDOW, limit, offset)
+    async def _window(
+        self,
+        words: Sequence[str],
+        shares: Sequence[float] | None,
+        newest: int,
+        exclude_id: int | None,
+        *,
+        every: bool,
+    ) -> tuple[list[tuple[int, bool]], bool]:
+        """The newest RANK_WINDOW matches, newest first, each with "strong"; and "tiered".
+
+        The id range searched starts where the words' shares say the window should reach
+        (for all words the rarest word's share, an upper bound; for any word the commonest's,
+        a lower bound), or 4 * RANK_WINDOW back without shares, and widens until the window is
+        full or the range is the whole store.
+        """
+        expression = _websearch_all(words) if every else _websearch_any(words)
+        title, pairs = _tiers(words, every=every)
+        if shares and not every and len(words) > 1 and all(s > FREQUENT_TERM_SHARE for s in shares):
+            # As in SQLite: title matches and pairs of such words fill much of the window.
+            title, pairs = None, None
+        share = (min(shares) if every else max(shares)) if shares else 0.0
+        # Share 0: no shares were sampled, or none of the newest PRUNE_SAMPLE stories has the
+        # words (or the store is too small to sample); the range then grows from there.
+        reach = RANK_WINDOW / share * _WINDOW_SLACK if share > 0 else 4.0 * RANK_WINDOW
+        low, high = max(newest - int(reach), 0), _MAX_ID
+        rows: list[asyncpg.Record] = []
+        for attempt in itertools.count(1):
+            # Each attempt reads only ids older than the last one read: none is read twice.
+            rows += await self._read_by_bitmaps(
+                _SEARCH_WINDOW,
+                expression,
+                title,
+                low,
+                pairs,
+                exclude_id,
+                RANK_WINDOW - len(rows),
+                high,
+            )
+            if len(rows) >= RANK_WINDOW or low <= 0:
+                break
+            # Grown as far as the matches found so far say it must, at least fourfold.
+            reach = (newest - low) * max(RANK_WINDOW / max(len(rows), 1) * _WINDOW_SLACK, 4)
+            low, high = 0 if attempt >= _WINDOW_ATTEMPTS else max(newest - int(reach), 0), low
+        return [(int(row[0]), bool(row[1])) for row in rows], title is not None
+
+    async def _page(
+        self,
+        sql: str,
+        words: Sequence[str],
+        window: list[tuple[int, bool]],
+        tiered: bool,
+        limit: int,
+        offset: int,
+        *,
+        every: bool,
+    ) -> list[asyncpg.Record]:
+        """One page of the window, best first: strong rows, then weak ones (see _PAGE_IDS)."""
+        if not window:
+            return []
+        strong = [story_id for story_id, hit in window if hit or not tiered]
+        weak = [story_id for story_id, hit in window if tiered and not hit]
+        wanted = limit + offset
+        # A page inside the strong tier ranks only strong rows (as in SQLite), and never more
+        # than RANK_BUDGET rows, the newest of those the page may reach.
+        ranked = set((strong if len(strong) >= wanted else strong + weak)[:RANK_BUDGET])
+        candidates = [(i, 0) for i in strong if i in ranked] + [(i, 1) for i in weak if i in ranked]
+        unranked = [(i, 0) for i in strong if i not in ranked]
+        unranked += [(i, 1) for i in weak if i not in ranked]
+        # Rows after the first `wanted` unranked ones can never reach the page.
+        flags = [True] * len(candidates) + [False] * min(len(unranked), wanted)
+        candidates += unranked[:wanted]
+        expression = _websearch_all(words) if every else _websearch_any(words)
+        return await self._read(
+            sql,
+            expression,
+            [story_id for story_id, _ in candidates],
+            [tier for _, tier in candidates],
+            flags,
+            limit,
+            offset,
+        )
+
+    async def _search_rows(
+        self, sql: str, query: str, limit: int, offset: int
+    ) -> list[asyncpg.Record]:
+        """search()'s page: all words if any story has them all, else any of the rarer ones."""
+        terms = fts.query_terms(query)
+        # No shares sampled: a single word's share would only save the window a second try,
+        # and sampling a word not seen before costs about as much.
+        _, newest = await self._story_count_for_pruning()
+        window, tiered = await self._window(terms, None, newest, None, every=True)
+        if window or len(terms) == 1:
+            return await self._page(sql, terms, window, tiered, limit, offset, every=True)
+        # The window's last attempt searched the whole store: no story has every word.
+        shares, newest = await self._sample(terms)
+        words = self._without_frequent(terms, shares)
+        kept = [shares[terms.index(word)] for word in words]
+        window, tiered = await self._window(words, kept, newest, None, every=False)
+        return await self._page(sql, words, window, tiered, limit, offset, every=False)
+
+    async def _search_any_rows(
+        self, sql: str, terms: Sequence[str], limit: int, exclude_id: int | None
+    ) -> list[asyncpg.Record]:
+        words = fts.tokenize(" ".join(terms))[: fts.MAX_TERMS]
+        if not words:
+            return []
+        shares, newest = await self._sample(words)
+        kept = self._without_frequent(words, shares)
+        kept_shares = [shares[words.index(word)] for word in kept]
+        window, tiered = await self._window(kept, kept_shares, newest, exclude_id, every=False)
+        return await self._page(sql, kept, window, tiered, limit, 0, every=False)
+
+    @_translate_query_errors
+    async def search(self, query: str, limit: int = 10, offset: int = 0) -> list[SearchHit]:
+        """Best of the newest RANK_WINDOW matches first; all words must match, else any word.
+
+        Matches with a query word in the title rank first (see _SEARCH_WINDOW).
+        """
+        self._check_limit(limit, offset)
+        rows = await self._search_rows(_SEARCH_PAGE, query, limit, offset)
         return [
             SearchHit(story=_story_from_row(row), score=float(row[_STORY_COLUMN_COUNT]))
             for row in rows
         ]
 
     @_translate_query_errors
-    async def search(self, query: str, limit: int = 10, offset: int = 0) -> list[SearchHit]:
-        """Best of the newest RANK_WINDOW matches first; all words must match, else any word."""
-        self._check_limit(limit, offset)
-        expression = await self._match_expression(query)
-        return await self._ranked(expression, limit, offset, None)
-
-    @_translate_query_errors
     async def search_any(
         self, terms: Sequence[str], limit: int = 10, *, exclude_id: int | None = None
     ) -> list[SearchHit]:
-        """Stories matching any term, best of the newest RANK_WINDOW first; [] if none usable."""
+        """Stories matching any term, best of the newest RANK_WINDOW first; [] if none usable.
+
+        Matches with a term in the title, or two of up to four terms, rank first.
+        """
         self._check_limit(limit)
-        words = fts.tokenize(" ".join(terms))[: fts.MAX_TERMS]
-        if not words:
-            return []
-        words = await self._without_frequent(words)
-        return await self._ranked(_websearch_any(words), limit, 0, exclude_id)
+        rows = await self._search_any_rows(_SEARCH_PAGE, terms, limit, exclude_id)
+        return [
+            SearchHit(story=_story_from_row(row), score=float(row[_STORY_COLUMN_COUNT]))
+            for row in rows
+        ]
 
     @_translate_query_errors
     async def search_any_ids(
@@ -704,20 +915,20 @@ class PostgresStoryStore:
     ) -> list[int]:
         """Ids of search_any()'s hits, best first, without reading the stories."""
         self._check_limit(limit)
-        words = fts.tokenize(" ".join(terms))[: fts.MAX_TERMS]
-        if not words:
-            return []
-        words = await self._without_frequent(words)
-        rows = await self._read(
-            _SEARCH_IDS, _websearch_any(words), exclude_id, RANK_WINDOW, limit, 0
-        )
+        rows = await self._search_any_rows(_PAGE_IDS, terms, limit, exclude_id)
         return [int(row[0]) for row in rows]
 
     @_translate_query_errors
     async def count_search(self, query: str) -> int:
         """How many stories search() would page through, capped at SEARCH_COUNT_CAP."""
-        expression = await self._match_expression(query)
-        rows = await self._read(_COUNT_SEARCH, expression, SEARCH_COUNT_CAP)
+        terms = fts.query_terms(query)
+        rows = await self._read(_COUNT_SEARCH, _websearch_all(terms), SEARCH_COUNT_CAP)
+        count = int(rows[0][0])
+        if count or len(terms) == 1:
+            return count
+        shares, _ = await self._sample(terms)
+        any_word = _websearch_any(self._without_frequent(terms, shares))
+        rows = await self._read(_COUNT_SEARCH, any_word, SEARCH_COUNT_CAP)
         return int(rows[0][0])
 
     @_translate_errors

@@ -308,7 +308,24 @@ _V4 = PgMigration(
     ),
 )
 
-PG_MIGRATIONS: tuple[PgMigration, ...] = (_V1, _V2, _V3, _V4)
+# Search ranked the newest RANK_WINDOW matches with ts_rank_cd over search_vector, which
+# detoasts and decompresses each row's whole vector (bodies are ~3 KB): about 20 us a row, so
+# 38 ms a /search at 10k stories. The title's own small vector is stored inline, and its index
+# finds the matches with a query word in the title (the "strong" tier, as in the SQLite store)
+# without reading any body; only those are then ranked over search_vector.
+_V5 = PgMigration(
+    version=5,
+    description="search: a title-only tsvector and its index, for cheap strong matches",
+    statements=(
+        f"""
+        ALTER TABLE stories ADD COLUMN title_vector tsvector
+            GENERATED ALWAYS AS (to_tsvector('{TS_CONFIG}', title)) STORED
+        """,
+        "CREATE INDEX stories_title_search ON stories USING gin (title_vector)",
+    ),
+)
+
+PG_MIGRATIONS: tuple[PgMigration, ...] = (_V1, _V2, _V3, _V4, _V5)
 HEAD_VERSION: Final = PG_MIGRATIONS[-1].version
 
 _CREATE_VERSION_TABLE: Final = """

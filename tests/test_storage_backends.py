@@ -514,6 +514,39 @@ async def test_count_search_is_capped(store: StoryRepository) -> None:
     assert len(await store.search("common", limit=50)) == 50
 
 
+async def test_paging_meets_every_match_once_however_few_are_ranked(
+    store: StoryRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    titles = ["Harbour news", "Other", "Harbour again", "Else", "Harbour third", "More"]
+    await store.add_many(
+        [make_story(i, title=t, cleaned_text="harbour " * i) for i, t in enumerate(titles, 1)]
+    )
+    # PostgreSQL ranks at most RANK_BUDGET rows; the rest follow, newest first.
+    monkeypatch.setattr(pg_module, "RANK_BUDGET", 1)
+    pages = [_ids(await store.search("harbour", limit=2, offset=k)) for k in (0, 2, 4, 6)]
+    seen = [story_id for page in pages for story_id in page]
+    assert sorted(seen) == list(range(1, 7))
+    # Title matches (the strong tier) come first on both backends.
+    assert set(seen[:3]) == {1, 3, 5}
+
+
+async def test_the_window_reaches_back_to_old_matches(
+    store: StoryRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = [make_story(i, cleaned_text=f"zephyr sighting {i}") for i in range(1, 4)]
+    filler = [make_story(i, cleaned_text="nothing to see") for i in range(4, 604)]
+    await store.add_many(old + filler)
+    for module in (sqlite_module, pg_module):
+        monkeypatch.setattr(module, "RANK_WINDOW", 2)
+        monkeypatch.setattr(module, "PRUNE_SAMPLE", 50)
+    # No zephyr among the newest stories: PostgreSQL widens its id range until it finds
+    # the newest RANK_WINDOW of them, or has searched the whole store.
+    assert sorted(_ids(await store.search("zephyr"))) == [2, 3]
+    assert sorted(_ids(await store.search_any(["zephyr", "unicorn"]))) == [2, 3]
+    # A word in every story: the first range already holds the window.
+    assert sorted(_ids(await store.search("nothing"))) == [602, 603]
+
+
 # -- PostgreSQL schema ---------------------------------------------------------------------
 
 
