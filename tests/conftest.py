@@ -19,9 +19,11 @@ from pydantic import SecretStr
 from bot.app import build_app, running
 from bot.services import NewsApp, Services
 from bot.settings import Settings
+from storage.backend import StoryRepository, open_store, sqlite_url
 from storage.models import Link, NewStory
 from tests.fake_bot_api import FakeBotAPI
 from tests.pg_server import ENV_URL, PgServer, PgUnavailable, schema_url, start_server
+from tests.storage_builders import FakeClock
 
 ADMIN = 1
 USER = 2
@@ -212,3 +214,49 @@ async def pg_url(pg_server: PgServer) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         await admin.close()
+
+
+# -- the story repository on both backends ---------------------------------------------------
+# One definition for every module whose repository tests must hold on SQLite and PostgreSQL:
+# a test that takes `store` (or `open_repo`) runs once per backend. SQLite-only tests open a
+# StoryStore on tmp_path themselves instead, with a comment saying why.
+
+OpenRepo = Callable[..., Awaitable[StoryRepository]]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend under test: "sqlite" or "postgres"."""
+    return str(request.param)
+
+
+@pytest.fixture
+def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The test's empty database: a SQLite file in tmp_path or a fresh PostgreSQL schema."""
+    if backend == "sqlite":
+        return sqlite_url(tmp_path / "news.db")
+    # Requested lazily so SQLite cases never start (or skip for want of) a PostgreSQL server.
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The test's clock, shared by every store `open_repo` opens unless one is passed."""
+    return FakeClock()
+
+
+@pytest.fixture
+def open_repo(store_url: str, clock: FakeClock) -> OpenRepo:
+    """Open the test's store (the same database every time), on `clock` or the given one."""
+
+    async def opener(on_clock: FakeClock | None = None) -> StoryRepository:
+        return await open_store(store_url, clock=on_clock or clock)
+
+    return opener
+
+
+@pytest.fixture
+async def store(open_repo: OpenRepo) -> AsyncIterator[StoryRepository]:
+    """An open store on the test's backend, closed after the test."""
+    async with await open_repo() as opened:
+        yield opened
