@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
@@ -28,44 +27,9 @@ from storage.models import RelatedRow, StoredFeatures
 from storage.postgres import PostgresStoryStore
 from storage.postgres_schema import PG_MIGRATIONS, migrate
 from storage.repository import StoryStore
+from tests.conftest import OpenRepo
 from tests.storage_builders import FakeClock, make_story
 from tests.test_related_store import CHILE, CHILE_COPY, CHILE_FOLLOW_UP, FILLER, HAITI, jsonl
-
-# The same fixtures as tests/test_storage_backends.py (they could move to conftest.py).
-OpenRepo = Callable[..., Awaitable[StoryRepository]]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if backend == "sqlite":
-        return sqlite_url(tmp_path / "news.db")
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def open_repo(store_url: str, clock: FakeClock) -> OpenRepo:
-    """Open the test's store (the same database every time), on the test's clock."""
-
-    async def opener() -> StoryRepository:
-        return await open_store(store_url, clock=clock)
-
-    return opener
-
-
-@pytest.fixture
-async def store(open_repo: OpenRepo) -> AsyncIterator[StoryRepository]:
-    async with await open_repo() as opened:
-        yield opened
 
 
 def _features(terms: dict[str, int], entities: dict[str, int] | None = None) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
@@ -29,37 +28,8 @@ from storage.models import NewStory, Story
 from storage.postgres import PostgresStoryStore
 from storage.postgres_schema import HEAD_VERSION
 from storage.repository import SEARCH_COUNT_CAP, StoryStore
+from tests.conftest import OpenRepo
 from tests.storage_builders import T0, FakeClock, make_story
-
-OpenRepo = Callable[..., Awaitable[StoryRepository]]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if backend == "sqlite":
-        return sqlite_url(tmp_path / "news.db")
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-def open_repo(store_url: str) -> OpenRepo:
-    """Open the test's store (the same database every time) with a fake clock."""
-
-    async def opener(clock: FakeClock | None = None) -> StoryRepository:
-        return await open_store(store_url, clock=clock or FakeClock())
-
-    return opener
-
-
-@pytest.fixture
-async def store(open_repo: OpenRepo) -> AsyncIterator[StoryRepository]:
-    async with await open_repo() as opened:
-        yield opened
 
 
 def _ids(hits: list[SearchHit]) -> list[int]:
