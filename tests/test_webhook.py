@@ -21,12 +21,18 @@ from bot import cli, webhook
 from bot.app import build_app, rate_limits, run_bot, serve_webhook
 from bot.services import NewsApp
 from bot.settings import Settings, SettingsError
-from storage.repository import StoryStore
-from tests.conftest import USER, NewStoryFactory
+from storage.backend import open_store
+from tests.conftest import BACKENDS, USER, NewStoryFactory, both_backends
 from tests.fake_bot_api import JSON, FakeBotAPI, buttons, story_ids
 
 SECRET = "s3cret_-token"
 HOOK_URL = "https://bot.example/tg/hook"
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    # The webhook scenarios, two workers sharing one database included, run on both backends.
+    return both_backends(request)
 
 
 @pytest.fixture
@@ -106,7 +112,6 @@ async def test_two_workers_share_one_database(
     api: FakeBotAPI,
     poster: Poster,
     new_story: NewStoryFactory,
-    db_path: Path,
 ) -> None:
     settings = hook_settings.model_copy(update={"workers": 2})
     async with worker(settings, api) as first, worker(settings, api) as second:
@@ -114,7 +119,7 @@ async def test_two_workers_share_one_database(
         await api.next_call("setMyCommands")
         # Stories stored through another process's connection to the same file.
 
-        async with await StoryStore.open(db_path) as store:
+        async with await open_store(settings.store_url) as store:
             ids = [(await store.add(new_story())).story_id for _ in range(5)]
 
         assert await poster.post(first, {"message": api.message("/latest 2", user_id=USER)}) == 200
