@@ -41,6 +41,7 @@ from storage.models import (
 )
 from storage.postgres_schema import TS_CONFIG, PgConnection, migrate
 from storage.repository import FREQUENT_TERM_SHARE
+from storage.term_cache import TermCache
 
 __all__ = [
     "PRUNE_MIN_STORIES",
@@ -70,9 +71,6 @@ _PAIRED_TERMS_MAX: Final = 4
 _WINDOW_SLACK: Final = 1.25
 _WINDOW_ATTEMPTS: Final = 3
 _MAX_ID: Final = 2**63 - 1
-# Verdicts kept per store, and how far the story count may move before they are redone.
-_TERM_CACHE_MAX: Final = 4096
-_TERM_CACHE_DRIFT: Final = 0.1
 # Up to here the story count for frequent-word pruning is exact; above it, the planner's
 # estimate (pg_class.reltuples, kept by autovacuum) is close enough and costs no scan (the
 # exact count took 0.6 ms of a 5 ms search at 10k stories).
@@ -289,33 +287,6 @@ _COUNT_WORD: Final = """
 """
 
 
-class _FrequentTerms:
-    """Bounded cache: each word's (casefolded) share of the newest PRUNE_SAMPLE stories.
-
-    The SQLite store keeps a similar cache of verdicts; here the share also tells search how
-    far back the newest RANK_WINDOW matches reach (see _window).
-    """
-
-    def __init__(self) -> None:
-        self.shares: dict[str, float] = {}
-        self._basis = 0
-
-    def rebase(self, stories: int) -> None:
-        """Forget every share once the store has grown or shrunk by _TERM_CACHE_DRIFT."""
-        if abs(stories - self._basis) > self._basis * _TERM_CACHE_DRIFT:
-            self.shares.clear()
-            self._basis = stories
-
-    def put(self, word: str, share: float) -> None:
-        if len(self.shares) >= _TERM_CACHE_MAX:
-            # Oldest first: dicts keep insertion order.
-            del self.shares[next(iter(self.shares))]
-        self.shares[word] = share
-
-    def frequent(self, word: str) -> bool:
-        return self.shares.get(word.casefold(), 0.0) > FREQUENT_TERM_SHARE
-
-
 def _job_key(name: str) -> str:
     return f"job.{name}.last_run"
 
@@ -388,7 +359,7 @@ class PostgresStoryStore:
         self._url = url
         self._pool: asyncpg.Pool | None = pool
         self._clock = clock
-        self._frequent_terms = _FrequentTerms()
+        self._frequent_terms = TermCache[float]()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -736,7 +707,7 @@ class PostgresStoryStore:
         cache = self._frequent_terms
         cache.rebase(stories)
         keys = [word.casefold() for word in words]
-        known = {key: cache.shares[key] for key in keys if key in cache.shares}
+        known = {key: cache.values[key] for key in keys if key in cache.values}
         missing = [key for key in dict.fromkeys(keys) if key not in known]
         if missing:
             columns = ", ".join(

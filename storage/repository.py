@@ -44,6 +44,7 @@ from storage.models import (
     Story,
 )
 from storage.schema import migrate, rollback
+from storage.term_cache import TermCache
 
 __all__ = ["RANK_WINDOW", "SEARCH_COUNT_CAP", "StoryStore"]
 
@@ -188,9 +189,6 @@ PRUNE_MIN_STORIES = 500
 # word in 40k of 100k stories, where a rowid range reads a bounded slice. The newest stories
 # are also the ones RANK_WINDOW ranks.
 PRUNE_SAMPLE = 5000
-# Verdicts kept per store, and how far the story count may move before they are redone.
-_TERM_CACHE_MAX: Final = 4096
-_TERM_CACHE_DRIFT: Final = 0.1
 _COUNT_MATCHES: Final = (
     "SELECT count(*) FROM (SELECT 1 FROM stories_fts WHERE stories_fts MATCH ? LIMIT ?)"
 )
@@ -200,26 +198,6 @@ _COUNT_RECENT_MATCHES: Final = (
 # "Any of these words" queries of up to this many words rank stories holding two of them
 # first; beyond it the pairs make the MATCH expression too long to pay for itself.
 _PAIRED_TERMS_MAX: Final = 4
-
-
-class _FrequentTerms:
-    """Bounded cache: is a word (casefolded) in more than FREQUENT_TERM_SHARE of the stories."""
-
-    def __init__(self) -> None:
-        self.verdicts: dict[str, bool] = {}
-        self._basis = 0
-
-    def rebase(self, stories: int) -> None:
-        """Forget every verdict once the store has grown or shrunk by _TERM_CACHE_DRIFT."""
-        if abs(stories - self._basis) > self._basis * _TERM_CACHE_DRIFT:
-            self.verdicts.clear()
-            self._basis = stories
-
-    def put(self, word: str, frequent: bool) -> None:
-        if len(self.verdicts) >= _TERM_CACHE_MAX:
-            # Oldest first: dicts keep insertion order.
-            del self.verdicts[next(iter(self.verdicts))]
-        self.verdicts[word] = frequent
 
 
 _MAX_ROWID: Final = 2**63 - 1
@@ -333,7 +311,7 @@ class StoryStore:
         self._clock = clock
         # One writer connection serves every coroutine; this keeps their transactions apart.
         self._write_lock = asyncio.Lock()
-        self._frequent_terms = _FrequentTerms()
+        self._frequent_terms = TermCache[bool]()
 
     @property
     def path(self) -> Path:
@@ -680,7 +658,7 @@ class StoryStore:
         cache = self._frequent_terms
         cache.rebase(stories)
         keys = [word.casefold() for word in words]
-        missing = [key for key in dict.fromkeys(keys) if key not in cache.verdicts]
+        missing = [key for key in dict.fromkeys(keys) if key not in cache.values]
         if missing:
             low = newest - PRUNE_SAMPLE
             counts = await self._read(
@@ -693,12 +671,12 @@ class StoryStore:
             threshold = min(stories, PRUNE_SAMPLE) * FREQUENT_TERM_SHARE
             for key, count in zip(missing, counts[0], strict=True):
                 cache.put(key, count > threshold)
-        rare = [word for word, key in zip(words, keys, strict=True) if not cache.verdicts.get(key)]
+        rare = [word for word, key in zip(words, keys, strict=True) if not cache.values.get(key)]
         return rare or words
 
     def _strong_of(self, words: Sequence[str], *, every: bool) -> str | None:
         """_strong(), but None when _without_frequent() found every word frequent."""
-        verdicts = self._frequent_terms.verdicts
+        verdicts = self._frequent_terms.values
         if not every and len(words) > 1 and all(verdicts.get(w.casefold()) for w in words):
             # Title matches and pairs of such words fill much of the window (half of it for
             # a word in 68% of the stories): finding them would cost more than it saves.
