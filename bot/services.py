@@ -104,7 +104,7 @@ class Services:
     )
 
     def __post_init__(self) -> None:
-        self.related = RelatedIndexer(self.store)
+        self.related = RelatedIndexer(self.store, lean=True)
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:

@@ -154,8 +154,12 @@ class RelatedIndexer:
         limit: int = RELATED_LIMIT,
         candidates: int = RELATED_CANDIDATES,
         neighbours: int = NEIGHBOURS,
+        lean: bool = False,
     ) -> None:
         self._store = store
+        # lean: forget the corpus caches after each refresh (a serving bot ranks a story now
+        # and then, and the caches that pay off over an ingest's rounds would only hold memory).
+        self._lean = lean
         self._limit = limit
         self._candidates = candidates
         self._neighbours = neighbours
@@ -230,6 +234,11 @@ class RelatedIndexer:
 
         lists = await self._rank(await asyncio.to_thread(queries), _Round())
         await self._store.replace_related(lists)
+        if self._lean:
+            async with self._corpus_lock:
+                self._corpus = CorpusStats()
+                self._corpus_round = None
+                self._parsed.clear()
         return lists
 
     async def backfill(self, limit: int) -> int:
