@@ -43,7 +43,7 @@ from storage.models import (
     StoreStats,
     Story,
 )
-from storage.schema import migrate, rollback
+from storage.schema import immediate_transaction, migrate
 from storage.term_cache import TermCache
 
 __all__ = ["RANK_WINDOW", "SEARCH_COUNT_CAP", "StoryStore"]
@@ -407,17 +407,8 @@ class StoryStore:
             conn = self._writer
             if conn is None:
                 raise StoreError("the story store is closed")
-            try:
-                await conn.execute("BEGIN IMMEDIATE")
+            async with immediate_transaction(conn):
                 yield conn
-                await conn.execute("COMMIT")
-            except BaseException:
-                # Shielded and unconditional: a cancelled await does not stop the statement
-                # already queued on the connection's thread, and in_transaction cannot be
-                # trusted until it has run. The queue is FIFO, so this ROLLBACK runs after it
-                # and before any later BEGIN.
-                await asyncio.shield(rollback(conn))
-                raise
 
     @staticmethod
     def _check_limit(limit: int, offset: int = 0) -> None:

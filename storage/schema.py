@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
 import aiosqlite
@@ -300,6 +300,25 @@ async def rollback(conn: aiosqlite.Connection) -> None:
     """Roll back the open transaction, if any; never raises a driver error."""
     with suppress(sqlite3.Error):
         await conn.execute("ROLLBACK")
+
+
+@asynccontextmanager
+async def immediate_transaction(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT on conn, rolled back on any error or cancellation.
+
+    The caller serialises its own coroutines' transactions (one lock per connection).
+    """
+    try:
+        await conn.execute("BEGIN IMMEDIATE")
+        yield conn
+        await conn.execute("COMMIT")
+    except BaseException:
+        # Shielded and unconditional: a cancelled await does not stop the statement already
+        # queued on the connection's thread, and in_transaction cannot be trusted until it
+        # has run. The queue is FIFO, so this ROLLBACK runs after it and before any later
+        # BEGIN.
+        await asyncio.shield(rollback(conn))
+        raise
 
 
 async def migrate(conn: aiosqlite.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:

@@ -31,7 +31,7 @@ import aiosqlite
 
 from storage import fts
 from storage.errors import QueryError, StoreError
-from storage.schema import rollback
+from storage.schema import immediate_transaction
 
 __all__ = [
     "MAX_QUERY_WORDS",
@@ -240,15 +240,8 @@ class SubscriptionStore:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            conn = self._require()
-            try:
-                await conn.execute("BEGIN IMMEDIATE")
-                yield conn
-                await conn.execute("COMMIT")
-            except BaseException:
-                await asyncio.shield(rollback(conn))
-                raise
+        async with self._lock, immediate_transaction(self._require()) as conn:
+            yield conn
 
     @staticmethod
     async def _ensure_chat(conn: aiosqlite.Connection, chat_id: int, now: int) -> None:
