@@ -12,7 +12,7 @@ be typed against it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Protocol, Self
@@ -33,6 +33,7 @@ from storage.postgres import PostgresStoryStore
 from storage.postgres_subscriptions import PostgresSubscriptionStore
 from storage.repository import StoryStore
 from storage.subscriptions import SubscriptionRepository, SubscriptionStore
+from storage.values import utc_now
 
 __all__ = [
     "StoryRepository",
@@ -133,10 +134,6 @@ class StoryRepository(Protocol):
     ) -> tuple[dict[str, int], dict[str, int]]: ...
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def is_postgres_url(url: str) -> bool:
     """True for postgresql:// (or postgres://) URLs."""
     return url.startswith(POSTGRES_PREFIXES)
@@ -158,7 +155,7 @@ def sqlite_url(path: Path) -> str:
 
 
 async def open_store(
-    url: str, *, clock: Callable[[], datetime] = _utc_now
+    url: str, *, clock: Callable[[], datetime] = utc_now
 ) -> StoryStore | PostgresStoryStore:
     """Open (creating or migrating as needed) the store that url names."""
     if url.startswith(SQLITE_PREFIX):
@@ -173,7 +170,7 @@ async def open_store(
 
 
 async def open_subscriptions(
-    url: str, *, clock: Callable[[], datetime] = _utc_now
+    url: str, *, clock: Callable[[], datetime] = utc_now
 ) -> SubscriptionRepository:
     """Open the subscription store beside the story store at url (open that one first: it
     creates and migrates the tables)."""

@@ -19,7 +19,7 @@ import functools
 import itertools
 import json
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, ParamSpec, Self, TypeVar
 
@@ -42,6 +42,7 @@ from storage.models import (
 from storage.postgres_schema import TS_CONFIG, PgConnection, migrate
 from storage.repository import FREQUENT_TERM_SHARE
 from storage.term_cache import TermCache
+from storage.values import as_utc, clean_url, utc_now
 
 __all__ = [
     "PRUNE_MIN_STORIES",
@@ -82,21 +83,6 @@ _R = TypeVar("_R")
 # SQLSTATE classes of errors that a query (not the store) caused: data exceptions (22...)
 # and syntax errors (42601), e.g. a malformed tsquery.
 _QUERY_SQLSTATES: Final = ("22", "42601")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc(moment: datetime) -> datetime:
-    # Naive datetimes are taken as UTC, as the SQLite store does.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def _clean_url(url: str | None) -> str | None:
-    if url is None:
-        return None
-    return url.strip() or None
 
 
 def _translate_errors(
@@ -353,7 +339,7 @@ class PostgresStoryStore:
     """Typed async access to stories, their links, full-text search and a small meta table."""
 
     def __init__(
-        self, url: str, pool: asyncpg.Pool, clock: Callable[[], datetime] = _utc_now
+        self, url: str, pool: asyncpg.Pool, clock: Callable[[], datetime] = utc_now
     ) -> None:
         """Wrap an open pool whose database is migrated; use `open` instead."""
         self._url = url
@@ -368,7 +354,7 @@ class PostgresStoryStore:
         cls,
         url: str,
         *,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         min_connections: int = 1,
         max_connections: int = 10,
     ) -> PostgresStoryStore:
@@ -453,15 +439,15 @@ class PostgresStoryStore:
         """Store stories in one all-or-nothing transaction; duplicates report the existing id."""
         if not stories:
             return []
-        now = _utc(self._clock())
+        now = as_utc(self._clock())
         results: list[AddResult] = []
         link_rows: list[tuple[Any, ...]] = []
         features: list[StoredFeatures] = []
         async with self._require_pool().acquire() as conn, conn.transaction():
             for story in stories:
-                ingested = now if story.ingested_at is None else _utc(story.ingested_at)
-                url = _clean_url(story.url)
-                published = None if story.published_at is None else _utc(story.published_at)
+                ingested = now if story.ingested_at is None else as_utc(story.ingested_at)
+                url = clean_url(story.url)
+                published = None if story.published_at is None else as_utc(story.published_at)
                 story_id = await conn.fetchval(
                     _INSERT_STORY,
                     story.title,
@@ -501,7 +487,7 @@ class PostgresStoryStore:
                             position,
                             link.title,
                             link.snippet,
-                            _clean_url(link.url),
+                            clean_url(link.url),
                             link.outlet,
                             link.story_id,
                         )
@@ -558,7 +544,7 @@ class PostgresStoryStore:
         """
         if not lists:
             return
-        now = _utc(self._clock())
+        now = as_utc(self._clock())
         async with self._require_pool().acquire() as conn, conn.transaction():
             owners = await conn.fetch(_LOCK_LIST_OWNERS, sorted(lists))
             live = [int(row[0]) for row in owners]
@@ -591,7 +577,7 @@ class PostgresStoryStore:
         Atomic across processes sharing the database: of several concurrent callers one gets
         True; the next True comes once the store's clock is `every` past the last claim.
         """
-        now = _utc(self._clock())
+        now = as_utc(self._clock())
         claimed = await self._require_pool().fetchval(
             _CLAIM_RUN, _job_key(name), now.isoformat(), now - every
         )
@@ -602,7 +588,7 @@ class PostgresStoryStore:
     @_translate_errors
     async def ids_by_url(self, urls: Iterable[str | None]) -> dict[str, int]:
         """Ids of the stored stories under these URLs, keyed by the URL as given."""
-        wanted = {clean: url for url in urls if url and (clean := _clean_url(url)) is not None}
+        wanted = {clean: url for url in urls if url and (clean := clean_url(url)) is not None}
         if not wanted:
             return {}
         rows = await self._read(
@@ -613,7 +599,7 @@ class PostgresStoryStore:
     @_translate_errors
     async def find_duplicate(self, url: str | None, fingerprint: str) -> int | None:
         """Id of a stored story with this URL or this fingerprint, if any."""
-        rows = await self._read(_FIND_DUPLICATE, _clean_url(url), fingerprint)
+        rows = await self._read(_FIND_DUPLICATE, clean_url(url), fingerprint)
         return int(rows[0][0]) if rows else None
 
     @_translate_errors
@@ -627,7 +613,7 @@ class PostgresStoryStore:
     @_translate_errors
     async def get_by_url(self, url: str) -> Story | None:
         """The story stored under this URL, or None."""
-        clean = _clean_url(url)
+        clean = clean_url(url)
         if clean is None:
             return None
         stories = await self._stories(
@@ -998,7 +984,7 @@ class PostgresStoryStore:
         """Stories ingested at or after `since` whose related list is older than
         `stale_before` (or missing), least recently computed first, at most `limit`."""
         self._check_limit(limit)
-        stale = None if stale_before is None else _utc(stale_before)
+        stale = None if stale_before is None else as_utc(stale_before)
         rows = await self._read(
             """
             SELECT s.id FROM stories AS s
@@ -1008,7 +994,7 @@ class PostgresStoryStore:
              ORDER BY f.related_at ASC NULLS FIRST, s.id DESC
              LIMIT $3
             """,
-            _utc(since),
+            as_utc(since),
             stale,
             limit,
         )
@@ -1082,7 +1068,7 @@ class PostgresStoryStore:
         self, urls: Iterable[str], titles: Iterable[str]
     ) -> tuple[dict[str, int], dict[str, int]]:
         """Stored story ids by URL, and by title (case-folded keys), for some links."""
-        url_list = [u for u in dict.fromkeys(_clean_url(u) for u in urls) if u]
+        url_list = [u for u in dict.fromkeys(clean_url(u) for u in urls) if u]
         title_list = [t for t in dict.fromkeys(" ".join(t.split()) for t in titles) if t]
         by_url: dict[str, int] = {}
         by_title: dict[str, int] = {}

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 import asyncpg
 
 from storage.errors import QueryError, StoreError
-from storage.postgres import _redact, _translate_errors, _utc, _utc_now, _websearch_all
+from storage.postgres import _redact, _translate_errors, _websearch_all
 from storage.postgres_schema import HEAD_VERSION, TS_CONFIG, PgConnection, schema_version
 from storage.subscriptions import (
     MAX_SUBSCRIPTIONS,
@@ -43,6 +43,7 @@ from storage.subscriptions import (
     PushClaim,
     normalise_query,
 )
+from storage.values import as_utc, utc_now
 
 if TYPE_CHECKING:
     from storage.subscriptions import SubscriptionRepository
@@ -121,7 +122,7 @@ class PostgresSubscriptionStore:
         self,
         pool: asyncpg.Pool,
         *,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         claim_wait: timedelta = DEFAULT_CLAIM_WAIT,
     ) -> None:
         """Wrap an open pool on a migrated database; use `open` instead."""
@@ -135,7 +136,7 @@ class PostgresSubscriptionStore:
         cls,
         url: str,
         *,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         claim_wait: timedelta = DEFAULT_CLAIM_WAIT,
         min_connections: int = 1,
         max_connections: int = 4,
@@ -188,7 +189,7 @@ class PostgresSubscriptionStore:
         await conn.execute(
             "INSERT INTO chats (chat_id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             chat_id,
-            _utc(self._clock()),
+            as_utc(self._clock()),
         )
 
     async def _settled_newest(self, conn: PgConnection) -> int:
@@ -230,7 +231,7 @@ class PostgresSubscriptionStore:
                     f"a chat can have at most {MAX_SUBSCRIPTIONS} subscriptions; "
                     "remove one with /unsubscribe first"
                 )
-            status = await conn.execute(_SUBSCRIBE, chat_id, query, _utc(self._clock()))
+            status = await conn.execute(_SUBSCRIBE, chat_id, query, as_utc(self._clock()))
             return bool(status != "INSERT 0 0")
 
     @_translate_errors
@@ -268,7 +269,7 @@ class PostgresSubscriptionStore:
                 ON CONFLICT DO NOTHING
                 """,
                 new_id,
-                _utc(self._clock()),
+                as_utc(self._clock()),
                 old_id,
             )
             await conn.execute(
@@ -477,7 +478,7 @@ class PostgresSubscriptionStore:
             'ORDER BY chat_id, query COLLATE "C"',
             list(queries),
         ):
-            queries[int(row[0])].append((str(row[1]), _utc(row[2])))
+            queries[int(row[0])].append((str(row[1]), as_utc(row[2])))
         return [
             ChatRecord(
                 chat_id=int(row[0]),
@@ -485,7 +486,7 @@ class PostgresSubscriptionStore:
                 digest_minute=None if row[2] is None else int(row[2]),
                 digest_after=int(row[3]),
                 last_digest_on=None if row[4] is None else str(row[4]),
-                created_at=_utc(row[5]),
+                created_at=as_utc(row[5]),
                 subscriptions=tuple(queries[int(row[0])]),
             )
             for row in rows
@@ -507,13 +508,13 @@ class PostgresSubscriptionStore:
                 """,
                 [
                     (r.chat_id, r.timezone, r.digest_minute, r.digest_after, r.last_digest_on,
-                     _utc(r.created_at))
+                     as_utc(r.created_at))
                     for r in records
                 ],
             )  # fmt: skip
             await conn.executemany(
                 _SUBSCRIBE,
-                [(r.chat_id, q, _utc(at)) for r in records for q, at in r.subscriptions],
+                [(r.chat_id, q, as_utc(at)) for r in records for q, at in r.subscriptions],
             )
 
 

@@ -22,7 +22,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import asynccontextmanager, suppress
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, ParamSpec, Self, TypeVar
@@ -45,6 +45,7 @@ from storage.models import (
 )
 from storage.schema import immediate_transaction, migrate
 from storage.term_cache import TermCache
+from storage.values import as_utc, clean_url, from_micros, to_micros, utc_now
 
 __all__ = ["RANK_WINDOW", "SEARCH_COUNT_CAP", "StoryStore"]
 
@@ -59,33 +60,9 @@ _BUSY_TIMEOUT_MS: Final = 5000
 # store in memory.
 _CACHE_SIZE: Final = -16000
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND: Final = timedelta(microseconds=1)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _to_micros(moment: datetime) -> int:
-    # Naive datetimes are taken as UTC, which is what feeds and the ingest pipeline produce.
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def _from_micros(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-def _clean_url(url: str | None) -> str | None:
-    # An empty URL means "no URL"; stored as "" it would make every URL-less story a duplicate.
-    if url is None:
-        return None
-    return url.strip() or None
 
 
 def _translate_errors(
@@ -283,11 +260,11 @@ def _story_from_row(row: Sequence[Any]) -> Story:
         summary=tuple(json.loads(row[4])),
         algorithm=row[5],
         fingerprint=row[6],
-        ingested_at=_from_micros(int(row[7])),
+        ingested_at=from_micros(int(row[7])),
         url=row[8],
         source=row[9],
         language=row[10],
-        published_at=None if row[11] is None else _from_micros(int(row[11])),
+        published_at=None if row[11] is None else from_micros(int(row[11])),
         links=tuple(
             Link(title=title, snippet=snippet, url=url, outlet=outlet, story_id=linked)
             for _position, title, snippet, url, outlet, linked in raw_links
@@ -321,7 +298,7 @@ class StoryStore:
     # -- lifecycle -----------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Path, *, clock: Callable[[], datetime] = _utc_now) -> StoryStore:
+    async def open(cls, path: Path, *, clock: Callable[[], datetime] = utc_now) -> StoryStore:
         """Open (creating if needed) the database at path and bring its schema up to date."""
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         opened: list[aiosqlite.Connection] = []
@@ -432,14 +409,14 @@ class StoryStore:
         """Store stories in one all-or-nothing transaction; duplicates report the existing id."""
         if not stories:
             return []
-        now = _to_micros(self._clock())
+        now = to_micros(self._clock())
         results: list[AddResult] = []
         link_rows: list[tuple[Any, ...]] = []
         async with self._transaction() as conn:
             for story in stories:
-                ingested = now if story.ingested_at is None else _to_micros(story.ingested_at)
-                url = _clean_url(story.url)
-                published = None if story.published_at is None else _to_micros(story.published_at)
+                ingested = now if story.ingested_at is None else to_micros(story.ingested_at)
+                url = clean_url(story.url)
+                published = None if story.published_at is None else to_micros(story.published_at)
                 inserted = list(
                     await conn.execute_fetchall(
                         _INSERT_STORY,
@@ -480,7 +457,7 @@ class StoryStore:
                         _INSERT_FEATURES, (story_id, story.features_version, story.features)
                     )
                 for position, link in enumerate(story.links):
-                    link_url = _clean_url(link.url)
+                    link_url = clean_url(link.url)
                     link_rows.append(
                         (
                             story_id,
@@ -534,7 +511,7 @@ class StoryStore:
         """
         if not lists:
             return
-        now = _to_micros(self._clock())
+        now = to_micros(self._clock())
         rows = [
             (
                 story_id,
@@ -561,13 +538,13 @@ class StoryStore:
     @_translate_errors
     async def find_duplicate(self, url: str | None, fingerprint: str) -> int | None:
         """Id of a stored story with this URL or this fingerprint, if any."""
-        rows = await self._read(_FIND_DUPLICATE, (_clean_url(url), fingerprint))
+        rows = await self._read(_FIND_DUPLICATE, (clean_url(url), fingerprint))
         return int(rows[0][0]) if rows else None
 
     @_translate_errors
     async def ids_by_url(self, urls: Iterable[str | None]) -> dict[str, int]:
         """Ids of the stored stories under these URLs, keyed by the URL as given."""
-        wanted = {clean: url for url in urls if url and (clean := _clean_url(url)) is not None}
+        wanted = {clean: url for url in urls if url and (clean := clean_url(url)) is not None}
         found: dict[str, int] = {}
         keys = list(wanted)
         # SQLite caps bound parameters per statement; 500 stays far below every build's cap.
@@ -589,7 +566,7 @@ class StoryStore:
     @_translate_errors
     async def get_by_url(self, url: str) -> Story | None:
         """The story stored under this URL, or None."""
-        clean = _clean_url(url)
+        clean = clean_url(url)
         if clean is None:
             return None
         stories = await self._stories(
@@ -764,7 +741,7 @@ class StoryStore:
             stories=int(stories),
             sources=int(sources),
             links=int(links),
-            last_ingest=None if last_ingest is None else _from_micros(int(last_ingest)),
+            last_ingest=None if last_ingest is None else from_micros(int(last_ingest)),
             database_bytes=int(size),
         )
 
@@ -775,9 +752,7 @@ class StoryStore:
         Atomic across processes sharing the file: BEGIN IMMEDIATE serialises writers, so the
         read and the update below cannot interleave with another claimer's.
         """
-        now = self._clock()
-        if now.tzinfo is None:
-            now = now.replace(tzinfo=UTC)
+        now = as_utc(self._clock())
         key = f"job.{name}.last_run"
         async with self._transaction() as conn:
             rows = list(await conn.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,)))
@@ -851,7 +826,7 @@ class StoryStore:
                 story_id=int(row[0]),
                 version=int(row[1]),
                 features=str(row[2]),
-                related_at=None if row[3] is None else _from_micros(int(row[3])),
+                related_at=None if row[3] is None else from_micros(int(row[3])),
             )
             for row in rows
         }
@@ -891,7 +866,7 @@ class StoryStore:
         """Stories ingested at or after `since` whose related list is older than
         `stale_before` (or missing), least recently computed first, at most `limit`."""
         self._check_limit(limit)
-        stale = None if stale_before is None else _to_micros(stale_before)
+        stale = None if stale_before is None else to_micros(stale_before)
         rows = await self._read(
             """
             SELECT s.id FROM stories AS s
@@ -901,7 +876,7 @@ class StoryStore:
              ORDER BY coalesce(f.related_at, 0), s.id DESC
              LIMIT ?3
             """,
-            (_to_micros(since), stale, limit),
+            (to_micros(since), stale, limit),
         )
         return [int(row[0]) for row in rows]
 
@@ -962,14 +937,14 @@ class StoryStore:
         rows = await self._read(
             "SELECT related_at FROM story_features WHERE story_id = ?", (story_id,)
         )
-        return None if not rows or rows[0][0] is None else _from_micros(int(rows[0][0]))
+        return None if not rows or rows[0][0] is None else from_micros(int(rows[0][0]))
 
     @_translate_errors
     async def match_links(
         self, urls: Iterable[str], titles: Iterable[str]
     ) -> tuple[dict[str, int], dict[str, int]]:
         """Stored story ids by URL, and by title (case-folded keys), for some links."""
-        url_list = [u for u in dict.fromkeys(_clean_url(u) for u in urls) if u]
+        url_list = [u for u in dict.fromkeys(clean_url(u) for u in urls) if u]
         title_list = [t for t in dict.fromkeys(" ".join(t.split()) for t in titles) if t]
         by_url: dict[str, int] = {}
         by_title: dict[str, int] = {}

@@ -23,7 +23,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar
 
@@ -32,6 +32,7 @@ import aiosqlite
 from storage import fts
 from storage.errors import QueryError, StoreError
 from storage.schema import immediate_transaction
+from storage.values import from_micros, to_micros, utc_now
 
 __all__ = [
     "MAX_QUERY_WORDS",
@@ -55,14 +56,6 @@ _BUSY_TIMEOUT_MS: Final = 5000
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-
-def _micros(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000)
-
-
-def _from_micros(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros / 1_000_000, UTC)
 
 
 # Below every Telegram chat id (channels and supergroups are large negative numbers).
@@ -197,7 +190,7 @@ class SubscriptionStore:
 
     @classmethod
     async def open(
-        cls, path: Path, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        cls, path: Path, *, clock: Callable[[], datetime] = utc_now
     ) -> SubscriptionStore:
         """Connect to a database that StoryStore.open has already brought up to date."""
         conn: aiosqlite.Connection | None = None
@@ -259,7 +252,7 @@ class SubscriptionStore:
         QueryError for words with nothing to match, or past MAX_SUBSCRIPTIONS.
         """
         query = normalise_query(words)
-        now = _micros(self._clock())
+        now = to_micros(self._clock())
         async with self._transaction() as conn:
             await self._ensure_chat(conn, chat_id, now)
             rows = list(
@@ -308,7 +301,7 @@ class SubscriptionStore:
     @_translate_errors
     async def move_chat(self, old_id: int, new_id: int) -> None:
         """Carry a chat's subscriptions and settings over to its new id (group upgraded)."""
-        now = _micros(self._clock())
+        now = to_micros(self._clock())
         async with self._transaction() as conn:
             await conn.execute(
                 """
@@ -360,7 +353,7 @@ class SubscriptionStore:
     async def set_timezone(self, chat_id: int, timezone: str) -> None:
         """Store a chat's IANA time zone name (the caller has checked it exists)."""
         async with self._transaction() as conn:
-            await self._ensure_chat(conn, chat_id, _micros(self._clock()))
+            await self._ensure_chat(conn, chat_id, to_micros(self._clock()))
             await conn.execute(
                 "UPDATE chats SET timezone = ? WHERE chat_id = ?", (timezone, chat_id)
             )
@@ -377,7 +370,7 @@ class SubscriptionStore:
         if minute is not None and not 0 <= minute < 24 * 60:
             raise ValueError(f"digest minute must be 0..1439, got {minute}")
         async with self._transaction() as conn:
-            await self._ensure_chat(conn, chat_id, _micros(self._clock()))
+            await self._ensure_chat(conn, chat_id, to_micros(self._clock()))
             await conn.execute(
                 f"""
                 UPDATE chats
@@ -531,7 +524,7 @@ class SubscriptionStore:
                 f"WHERE chat_id IN ({marks}) ORDER BY chat_id, query",
                 list(queries),
             ):
-                queries[int(chat_id)].append((str(query), _from_micros(int(created))))
+                queries[int(chat_id)].append((str(query), from_micros(int(created))))
         return [
             ChatRecord(
                 chat_id=int(chat_id),
@@ -539,7 +532,7 @@ class SubscriptionStore:
                 digest_minute=None if minute is None else int(minute),
                 digest_after=int(after),
                 last_digest_on=None if last is None else str(last),
-                created_at=_from_micros(int(created)),
+                created_at=from_micros(int(created)),
                 subscriptions=tuple(queries[int(chat_id)]),
             )
             for chat_id, timezone, minute, after, last, created in rows
@@ -561,14 +554,14 @@ class SubscriptionStore:
                 """,
                 [
                     (r.chat_id, r.timezone, r.digest_minute, r.digest_after, r.last_digest_on,
-                     _micros(r.created_at))
+                     to_micros(r.created_at))
                     for r in records
                 ],
             )  # fmt: skip
             await conn.executemany(
                 "INSERT INTO subscriptions (chat_id, query, created_at) VALUES (?, ?, ?) "
                 "ON CONFLICT DO NOTHING",
-                [(r.chat_id, q, _micros(at)) for r in records for q, at in r.subscriptions],
+                [(r.chat_id, q, to_micros(at)) for r in records for q, at in r.subscriptions],
             )
 
 
