@@ -15,10 +15,9 @@ query (see _SEARCH_WINDOW).
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, ParamSpec, Self, TypeVar
@@ -26,7 +25,7 @@ from typing import Any, Final, ParamSpec, Self, TypeVar
 import asyncpg
 
 from storage import fts
-from storage.errors import QueryError, StoreError, UnknownStoryError
+from storage.errors import QueryError, StoreError, UnknownStoryError, translating
 from storage.models import (
     AddResult,
     CorpusCounts,
@@ -83,44 +82,6 @@ _R = TypeVar("_R")
 # SQLSTATE classes of errors that a query (not the store) caused: data exceptions (22...)
 # and syntax errors (42601), e.g. a malformed tsquery.
 _QUERY_SQLSTATES: Final = ("22", "42601")
-
-
-def _translate_errors(
-    method: Callable[_P, Awaitable[_R]],
-) -> Callable[_P, Coroutine[Any, Any, _R]]:
-    """Re-raise driver errors as StoreError so callers never see asyncpg exceptions."""
-
-    @functools.wraps(method)
-    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return await method(*args, **kwargs)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            name = getattr(method, "__name__", "store operation")
-            raise StoreError(f"{name} failed: {exc}") from exc
-
-    return wrapper
-
-
-def _translate_query_errors(
-    method: Callable[_P, Awaitable[_R]],
-) -> Callable[_P, Coroutine[Any, Any, _R]]:
-    """Like _translate_errors, but errors the search text caused become QueryError."""
-
-    @functools.wraps(method)
-    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return await method(*args, **kwargs)
-        except asyncpg.PostgresError as exc:
-            state = str(getattr(exc, "sqlstate", "") or "")
-            if state.startswith(_QUERY_SQLSTATES):
-                raise QueryError(f"the search query could not be used: {exc}") from exc
-            name = getattr(method, "__name__", "search")
-            raise StoreError(f"{name} failed: {exc}") from exc
-        except (asyncpg.InterfaceError, OSError) as exc:
-            name = getattr(method, "__name__", "search")
-            raise StoreError(f"{name} failed: {exc}") from exc
-
-    return wrapper
 
 
 # Links come back as one JSON array per story, in stored order, so a story and its links are
@@ -271,6 +232,27 @@ _COUNT_WORD: Final = """
     (SELECT count(*) FROM stories
       WHERE search_vector @@ websearch_to_tsquery('{config}', ${n}) AND id > $1::bigint)
 """
+
+
+# Connection failures count too: a store that lost its server must not leak OSError.
+_DRIVER_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+def _store_error(name: str, exc: BaseException) -> StoreError:
+    return StoreError(f"{name} failed: {exc}")
+
+
+def _search_error(name: str, exc: BaseException) -> StoreError:
+    state = str(getattr(exc, "sqlstate", "") or "")
+    if isinstance(exc, asyncpg.PostgresError) and state.startswith(_QUERY_SQLSTATES):
+        return QueryError(f"the search query could not be used: {exc}")
+    return _store_error(name, exc)
+
+
+# Driver errors become StoreError, so callers never see asyncpg exceptions; in searches,
+# errors the search text caused become QueryError.
+_translate_errors = translating(_DRIVER_ERRORS, _store_error)
+_translate_query_errors = translating(_DRIVER_ERRORS, _search_error)
 
 
 def _job_key(name: str) -> str:

@@ -9,14 +9,11 @@ because the file is in WAL mode reads never wait for a write in progress.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import sqlite3
 from collections.abc import (
     AsyncIterator,
-    Awaitable,
     Callable,
-    Coroutine,
     Iterable,
     Mapping,
     Sequence,
@@ -30,7 +27,7 @@ from typing import Any, Final, ParamSpec, Self, TypeVar
 import aiosqlite
 
 from storage import fts
-from storage.errors import QueryError, StoreError, UnknownStoryError
+from storage.errors import StoreError, UnknownStoryError
 from storage.models import (
     AddResult,
     CorpusCounts,
@@ -43,7 +40,7 @@ from storage.models import (
     StoreStats,
     Story,
 )
-from storage.schema import immediate_transaction, migrate
+from storage.schema import immediate_transaction, migrate, translate_sqlite_errors
 from storage.term_cache import TermCache
 from storage.values import as_utc, clean_url, from_micros, to_micros, utc_now
 
@@ -63,26 +60,6 @@ _CACHE_SIZE: Final = -16000
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-
-def _translate_errors(
-    method: Callable[_P, Awaitable[_R]],
-) -> Callable[_P, Coroutine[Any, Any, _R]]:
-    """Re-raise driver errors as StoreError so callers never see sqlite3 exceptions."""
-
-    @functools.wraps(method)
-    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return await method(*args, **kwargs)
-        except sqlite3.Error as exc:
-            name = getattr(method, "__name__", "store operation")
-            # Sanitised queries should never trip this; if one does, it is still the query's
-            # fault, not a broken store.
-            if "fts5: syntax error" in str(exc):
-                raise QueryError(f"the search query could not be used: {exc}") from exc
-            raise StoreError(f"{name} failed: {exc}") from exc
-
-    return wrapper
 
 
 # Links come back as one JSON array per story so that a story and its links are read by a
@@ -404,7 +381,7 @@ class StoryStore:
         (result,) = await self.add_many([story])
         return result
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def add_many(self, stories: Sequence[NewStory]) -> list[AddResult]:
         """Store stories in one all-or-nothing transaction; duplicates report the existing id."""
         if not stories:
@@ -475,14 +452,14 @@ class StoryStore:
                 await conn.executemany(_INSERT_LINK, link_rows)
         return results
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def delete(self, story_id: int) -> bool:
         """Remove a story with its links and index entry; False if there was no such story."""
         async with self._transaction() as conn:
             cursor = await conn.execute("DELETE FROM stories WHERE id = ?", (story_id,))
             return cursor.rowcount > 0
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def set_meta(self, key: str, value: str) -> None:
         """Store value under key, replacing any previous value."""
         async with self._transaction() as conn:
@@ -492,7 +469,7 @@ class StoryStore:
                 (key, value),
             )
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def put_features(self, rows: Sequence[StoredFeatures]) -> None:
         """Store (or replace) stories' features; stories deleted meanwhile are skipped."""
         if not rows:
@@ -502,7 +479,7 @@ class StoryStore:
                 _PUT_FEATURES, [(row.story_id, row.version, row.features) for row in rows]
             )
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def replace_related(self, lists: Mapping[int, Sequence[RelatedRow]]) -> None:
         """Replace the related lists of some stories (best first), in one transaction.
 
@@ -535,13 +512,13 @@ class StoryStore:
 
     # -- reads ---------------------------------------------------------------------------
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def find_duplicate(self, url: str | None, fingerprint: str) -> int | None:
         """Id of a stored story with this URL or this fingerprint, if any."""
         rows = await self._read(_FIND_DUPLICATE, (clean_url(url), fingerprint))
         return int(rows[0][0]) if rows else None
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def ids_by_url(self, urls: Iterable[str | None]) -> dict[str, int]:
         """Ids of the stored stories under these URLs, keyed by the URL as given."""
         wanted = {clean: url for url in urls if url and (clean := clean_url(url)) is not None}
@@ -555,7 +532,7 @@ class StoryStore:
             found.update({wanted[url]: int(story_id) for url, story_id in rows})
         return found
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def get(self, story_id: int) -> Story | None:
         """The story with this id, links in stored order, or None."""
         stories = await self._stories(
@@ -563,7 +540,7 @@ class StoryStore:
         )
         return stories[0] if stories else None
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def get_by_url(self, url: str) -> Story | None:
         """The story stored under this URL, or None."""
         clean = clean_url(url)
@@ -574,7 +551,7 @@ class StoryStore:
         )
         return stories[0] if stories else None
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def latest(
         self, limit: int, *, older_than: int | None = None, newer_than: int | None = None
     ) -> list[Story]:
@@ -671,7 +648,7 @@ class StoryStore:
             for row in rows
         ]
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def search(self, query: str, limit: int = 10, offset: int = 0) -> list[SearchHit]:
         """Best of the newest RANK_WINDOW matches first; all words must match, else any word.
 
@@ -690,7 +667,7 @@ class StoryStore:
         words = await self._without_frequent(terms)
         return await self._ranked(words, limit, offset, None, every=False)
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def search_any(
         self, terms: Sequence[str], limit: int = 10, *, exclude_id: int | None = None
     ) -> list[SearchHit]:
@@ -705,7 +682,7 @@ class StoryStore:
         words = await self._without_frequent(words)
         return await self._ranked(words, limit, 0, exclude_id, every=False)
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def count_search(self, query: str) -> int:
         """How many stories search() would page through, capped at SEARCH_COUNT_CAP."""
         terms = fts.query_terms(query)
@@ -717,13 +694,13 @@ class StoryStore:
         rows = await self._read(_COUNT_MATCHES, (any_word, SEARCH_COUNT_CAP))
         return int(rows[0][0])
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def count(self) -> int:
         """Number of stored stories."""
         rows = await self._read("SELECT value FROM counters WHERE name = 'stories'")
         return int(rows[0][0])
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def stats(self) -> StoreStats:
         """Counts, the last ingest time and the database size."""
         rows = await self._read(
@@ -745,7 +722,7 @@ class StoryStore:
             database_bytes=int(size),
         )
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def claim_run(self, name: str, every: timedelta) -> bool:
         """Claim scheduled job `name` for now: True for exactly one caller per `every`.
 
@@ -765,7 +742,7 @@ class StoryStore:
             )
         return True
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def get_meta(self, key: str) -> str | None:
         """The value stored under key, or None."""
         rows = await self._read("SELECT value FROM meta WHERE key = ?", (key,))
@@ -773,7 +750,7 @@ class StoryStore:
 
     # -- related stories -----------------------------------------------------------------
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def search_any_ids(
         self, terms: Sequence[str], limit: int = 50, *, exclude_id: int | None = None
     ) -> list[int]:
@@ -797,7 +774,7 @@ class StoryStore:
         )
         return [int(row[0]) for row in rows]
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def get_many(self, story_ids: Iterable[int]) -> dict[int, Story]:
         """The stories with these ids that exist, by id, read in one query."""
         ids = list(dict.fromkeys(story_ids))
@@ -810,7 +787,7 @@ class StoryStore:
         )
         return {story.id: story for story in stories}
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def features_of(self, story_ids: Iterable[int]) -> dict[int, StoredFeatures]:
         """Stored features of these stories (those that have any), in one query."""
         ids = list(dict.fromkeys(story_ids))
@@ -831,7 +808,7 @@ class StoryStore:
             for row in rows
         }
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def missing_features(self, version: int, limit: int) -> list[int]:
         """Newest stories whose features are missing or were written by another version."""
         self._check_limit(limit)
@@ -846,7 +823,7 @@ class StoryStore:
         )
         return [int(row[0]) for row in rows]
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def corpus_counts(self, keys: Iterable[str]) -> CorpusCounts:
         """Document frequencies of these feature keys, and the number of stories counted."""
         wanted = list(dict.fromkeys(keys))
@@ -859,7 +836,7 @@ class StoryStore:
         )
         return CorpusCounts(int(docs[0][0]), {str(term): int(df) for term, df in rows})
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def recent_ids(
         self, since: datetime, limit: int, *, stale_before: datetime | None = None
     ) -> list[int]:
@@ -880,7 +857,7 @@ class StoryStore:
         )
         return [int(row[0]) for row in rows]
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def related_rows(self, story_ids: Iterable[int]) -> dict[int, list[RelatedRow]]:
         """The stored related lists of these stories, best first, without the stories."""
         ids = list(dict.fromkeys(story_ids))
@@ -906,7 +883,7 @@ class StoryStore:
             )
         return lists
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def related_of(self, story_id: int, limit: int = 10) -> list[RelatedStory]:
         """A story's stored related list, best first, with the related stories."""
         self._check_limit(limit)
@@ -931,7 +908,7 @@ class StoryStore:
             for row in rows
         ]
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def related_computed_at(self, story_id: int) -> datetime | None:
         """When the story's related list was last computed; None if never."""
         rows = await self._read(
@@ -939,7 +916,7 @@ class StoryStore:
         )
         return None if not rows or rows[0][0] is None else from_micros(int(rows[0][0]))
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def match_links(
         self, urls: Iterable[str], titles: Iterable[str]
     ) -> tuple[dict[str, int], dict[str, int]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from storage.errors import StoreError
+from storage.errors import QueryError, StoreError, translating
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +294,19 @@ async def user_version(conn: aiosqlite.Connection) -> int:
     """The schema version recorded in the database file."""
     rows = list(await conn.execute_fetchall("PRAGMA user_version"))
     return int(rows[0][0])
+
+
+def _sqlite_error(name: str, exc: BaseException) -> StoreError:
+    # Sanitised queries should never trip this; if one does, it is still the query's fault,
+    # not a broken store.
+    if "fts5: syntax error" in str(exc):
+        return QueryError(f"the search query could not be used: {exc}")
+    return StoreError(f"{name} failed: {exc}")
+
+
+# Re-raises sqlite3 errors as StoreError (QueryError for an unusable search) so callers of
+# the SQLite stores never see sqlite3 exceptions.
+translate_sqlite_errors = translating((sqlite3.Error,), _sqlite_error)
 
 
 async def rollback(conn: aiosqlite.Connection) -> None:

@@ -18,9 +18,8 @@ on PostgreSQL for several bot workers sharing one database.
 from __future__ import annotations
 
 import asyncio
-import functools
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +30,7 @@ import aiosqlite
 
 from storage import fts
 from storage.errors import QueryError, StoreError
-from storage.schema import immediate_transaction
+from storage.schema import immediate_transaction, translate_sqlite_errors
 from storage.values import from_micros, to_micros, utc_now
 
 __all__ = [
@@ -163,20 +162,6 @@ class SubscriptionRepository(Protocol):
     async def import_chats(self, records: Sequence[ChatRecord]) -> None: ...
 
 
-def _translate_errors(
-    method: Callable[_P, Awaitable[_R]],
-) -> Callable[_P, Coroutine[Any, Any, _R]]:
-    @functools.wraps(method)
-    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return await method(*args, **kwargs)
-        except sqlite3.Error as exc:
-            name = getattr(method, "__name__", "subscription operation")
-            raise StoreError(f"{name} failed: {exc}") from exc
-
-    return wrapper
-
-
 _MAX_STORY_ID: Final = "(SELECT coalesce(max(id), 0) FROM stories)"
 
 
@@ -245,7 +230,7 @@ class SubscriptionStore:
 
     # -- subscriptions -------------------------------------------------------------------
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def subscribe(self, chat_id: int, words: str) -> bool:
         """Subscribe a chat to every story ('') or to words; False if it already was.
 
@@ -275,7 +260,7 @@ class SubscriptionStore:
             )
             return True
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def unsubscribe(self, chat_id: int, words: str) -> bool:
         """Remove one subscription ('' is "every story"); False if there was none."""
         query = normalise_query(words)
@@ -285,20 +270,20 @@ class SubscriptionStore:
             )
             return cursor.rowcount > 0
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def unsubscribe_all(self, chat_id: int) -> int:
         """Remove every subscription of a chat (its time zone and digest time stay)."""
         async with self._transaction() as conn:
             cursor = await conn.execute("DELETE FROM subscriptions WHERE chat_id = ?", (chat_id,))
             return cursor.rowcount
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def forget_chat(self, chat_id: int) -> None:
         """Drop a chat and its subscriptions (it blocked the bot or no longer exists)."""
         async with self._transaction() as conn:
             await conn.execute("DELETE FROM chats WHERE chat_id = ?", (chat_id,))
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def move_chat(self, old_id: int, new_id: int) -> None:
         """Carry a chat's subscriptions and settings over to its new id (group upgraded)."""
         now = to_micros(self._clock())
@@ -321,7 +306,7 @@ class SubscriptionStore:
             )
             await conn.execute("DELETE FROM chats WHERE chat_id = ?", (old_id,))
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def subscriptions(self, chat_id: int) -> list[str]:
         """A chat's subscriptions, '' (every story) first, then alphabetically."""
         rows = await self._read(
@@ -329,7 +314,7 @@ class SubscriptionStore:
         )
         return [str(row[0]) for row in rows]
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def count_chats(self) -> int:
         """How many chats have at least one subscription."""
         rows = await self._read("SELECT count(DISTINCT chat_id) FROM subscriptions")
@@ -337,7 +322,7 @@ class SubscriptionStore:
 
     # -- chat settings -------------------------------------------------------------------
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def settings(self, chat_id: int) -> ChatSettings:
         """A chat's time zone and digest time (defaults when it has none stored)."""
         rows = await self._read(
@@ -349,7 +334,7 @@ class SubscriptionStore:
         timezone, minute, last = rows[0]
         return ChatSettings(chat_id, str(timezone), minute, last)
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def set_timezone(self, chat_id: int, timezone: str) -> None:
         """Store a chat's IANA time zone name (the caller has checked it exists)."""
         async with self._transaction() as conn:
@@ -358,7 +343,7 @@ class SubscriptionStore:
                 "UPDATE chats SET timezone = ? WHERE chat_id = ?", (timezone, chat_id)
             )
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def set_digest(
         self, chat_id: int, minute: int | None, *, done_for: str | None = None
     ) -> None:
@@ -388,7 +373,7 @@ class SubscriptionStore:
 
     # -- delivery ------------------------------------------------------------------------
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def start_push_mark(self) -> None:
         """Start pushing after the newest stored story, unless a mark is already stored."""
         async with self._transaction() as conn:
@@ -398,7 +383,7 @@ class SubscriptionStore:
                 (PUSH_MARK_KEY,),
             )
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def claim_push(self) -> PushClaim | None:
         """Take the stories stored since the last push and move the mark past them.
 
@@ -422,7 +407,7 @@ class SubscriptionStore:
             )
         return PushClaim(after, upto) if upto > after else None
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def push_subscriptions(self) -> list[tuple[int, str]]:
         """(chat id, query) of every subscription of a chat without a digest time."""
         rows = await self._read(
@@ -435,7 +420,7 @@ class SubscriptionStore:
         )
         return [(int(chat_id), str(query)) for chat_id, query in rows]
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def digest_timezones(self) -> list[str]:
         """Every time zone some chat with a digest time is in."""
         rows = await self._read(
@@ -443,7 +428,7 @@ class SubscriptionStore:
         )
         return [str(row[0]) for row in rows]
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def claim_digests(self, timezone: str, local_date: str, minute: int) -> list[DigestClaim]:
         """Take the chats in a time zone whose digest is due and not yet sent today.
 
@@ -472,7 +457,7 @@ class SubscriptionStore:
             )
         return [DigestClaim(int(chat_id), int(after), upto) for chat_id, after in rows]
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def queries_of(self, chat_ids: Iterable[int]) -> dict[int, list[str]]:
         """The subscriptions of each chat given."""
         wanted = sorted(set(chat_ids))
@@ -490,7 +475,7 @@ class SubscriptionStore:
                 found[int(chat_id)].append(str(query))
         return found
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def matching(self, query: str, after_id: int, upto_id: int, limit: int) -> list[int]:
         """Ids of stories in (after_id, upto_id] matching a stored query, newest first."""
         if query == "":
@@ -508,7 +493,7 @@ class SubscriptionStore:
 
     # -- copying between stores ----------------------------------------------------------
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def export_chats(self, after_chat_id: int | None, limit: int) -> list[ChatRecord]:
         """Up to `limit` chats with ids above `after_chat_id`, in id order, for a copy."""
         rows = await self._read(
@@ -538,7 +523,7 @@ class SubscriptionStore:
             for chat_id, timezone, minute, after, last, created in rows
         ]
 
-    @_translate_errors
+    @translate_sqlite_errors
     async def import_chats(self, records: Sequence[ChatRecord]) -> None:
         """Store chats as given (replacing their settings; adding missing subscriptions)."""
         async with self._transaction() as conn:
