@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Final, ParamSpec, Self, TypeVar
+from typing import Any, Final, Self
 
 import asyncpg
 
@@ -76,8 +76,6 @@ _MAX_ID: Final = 2**63 - 1
 # exact count took 0.6 ms of a 5 ms search at 10k stories).
 _EXACT_COUNT_BELOW: Final = 2 * PRUNE_MIN_STORIES
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 # SQLSTATE classes of errors that a query (not the store) caused: data exceptions (22...)
 # and syntax errors (42601), e.g. a malformed tsquery.

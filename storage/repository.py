@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, ParamSpec, Self, TypeVar
+from typing import Any, Final, Self
 
 import aiosqlite
 
@@ -56,10 +56,6 @@ _BUSY_TIMEOUT_MS: Final = 5000
 # Negative means KiB: about 16 MB per connection keeps the hot index pages of a 100k-story
 # store in memory.
 _CACHE_SIZE: Final = -16000
-
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 
 # Links come back as one JSON array per story so that a story and its links are read by a

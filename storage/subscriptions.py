@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import aiosqlite
 
@@ -52,9 +52,6 @@ MAX_QUERY_WORDS: Final = 8
 # The meta key holding the id of the newest story already pushed (or deliberately skipped).
 PUSH_MARK_KEY: Final = "reach.pushed_through"
 _BUSY_TIMEOUT_MS: Final = 5000
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 
 # Below every Telegram chat id (channels and supergroups are large negative numbers).
