@@ -101,40 +101,40 @@ async def _serve(conn: Connection, bursts: list[tuple[str, list[str]]], chats: i
         await api.close()
 
 
-async def _burst(api: Any, texts: list[str], chats: int) -> tuple[float, JSON]:
-    first = len(api.calls)
-    replies = rejected = failed = 0
+async def await_replies(api: Any, first: int, expected: int, began: float) -> JSON:
+    """Wait until the fake Bot API has recorded `expected` sendMessage calls after call
+    number `first`; count the good replies, the refused calls and the error replies."""
+    counts = {"replies": 0, "rejected": 0, "failed": 0}
     seen = first
-    cpu_began = time.process_time()
-    began = time.perf_counter()
-    for index, text in enumerate(texts):
-        api.push_message(text, user_id=CHAT_BASE + index % chats)
-    deadline = began + BURST_LIMIT_S
-    while replies < len(texts):
+    while sum(counts.values()) < expected:
         calls = api.calls
         for call in calls[seen:]:
             if call.method != "sendMessage":
                 continue
             if call.status != 200:
-                rejected += 1
+                counts["rejected"] += 1
             elif "something went wrong" in str(call.params.get("text", "")):
-                failed += 1
+                counts["failed"] += 1
             else:
-                replies += 1
+                counts["replies"] += 1
         seen = len(calls)
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"only {replies} of {len(texts)} updates answered")
-        if replies < len(texts):
+        if time.perf_counter() > began + BURST_LIMIT_S:
+            raise TimeoutError(f"only {counts['replies']} of {expected} updates answered")
+        if sum(counts.values()) < expected:
             await asyncio.sleep(POLL)
+    return counts
+
+
+async def _burst(api: Any, texts: list[str], chats: int) -> tuple[float, JSON]:
+    first = len(api.calls)
+    cpu_began = time.process_time()
+    began = time.perf_counter()
+    for index, text in enumerate(texts):
+        api.push_message(text, user_id=CHAT_BASE + index % chats)
+    counts = await await_replies(api, first, len(texts), began)
     elapsed = time.perf_counter() - began
     server_cpu_ms = 1000 * (time.process_time() - cpu_began) / len(texts)
-    facts = {
-        "replies": replies,
-        "rejected": rejected,
-        "failed": failed,
-        "server_cpu_ms_per_update": round(server_cpu_ms, 3),
-    }
-    return elapsed, facts
+    return elapsed, {**counts, "server_cpu_ms_per_update": round(server_cpu_ms, 3)}
 
 
 # --- the bot process ----------------------------------------------------------------------

@@ -43,14 +43,12 @@ from bench.common import (
     size_label,
     working_copy,
 )
-from bench.e2e import CHAT_BASE, mix_texts
+from bench.e2e import CHAT_BASE, POLL, await_replies, mix_texts
 
 NAME: Final = "workers"
 SECRET: Final = "bench-secret"  # noqa: S105  (a loopback-only webhook secret)
 IN_FLIGHT: Final = 40
 WARMUP: Final = 200
-POLL: Final = 0.002
-BURST_LIMIT_S: Final = 300.0
 
 
 # --- the Telegram process: webhook client and fake Bot API --------------------------------
@@ -105,34 +103,10 @@ async def _burst(
     began = time.perf_counter()
     cpu_began = time.process_time()
     await asyncio.gather(*(post(i, text) for i, text in enumerate(texts)))
-    replies = failed = 0
-    seen = first
-    deadline = began + BURST_LIMIT_S
-    while True:
-        calls = api.calls
-        for call in calls[seen:]:
-            if call.method != "sendMessage":
-                continue
-            if call.status != 200 or "something went wrong" in str(call.params.get("text", "")):
-                failed += 1
-            else:
-                replies += 1
-        seen = len(calls)
-        if replies + failed >= len(texts) - refused:
-            break
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"only {replies} of {len(texts)} updates answered")
-        await asyncio.sleep(POLL)
+    counts = await await_replies(api, first, len(texts) - refused, began)
     elapsed = time.perf_counter() - began
-    facts = {
-        "replies": replies,
-        "failed": failed,
-        "refused": refused,
-        "telegram_cpu_ms_per_update": round(
-            1000 * (time.process_time() - cpu_began) / len(texts), 3
-        ),
-    }
-    return elapsed, facts
+    cpu_ms = 1000 * (time.process_time() - cpu_began) / len(texts)
+    return elapsed, {**counts, "refused": refused, "telegram_cpu_ms_per_update": round(cpu_ms, 3)}
 
 
 # --- a worker process ---------------------------------------------------------------------
@@ -236,7 +210,7 @@ def measure(
             message = _receive(parent, telegram)
             if message[0] == "end" and message[1] != "warmup":
                 _, _, elapsed, facts = message
-                if facts["failed"] or facts["refused"]:
+                if facts["failed"] or facts["rejected"] or facts["refused"]:
                     raise RuntimeError(f"{workers} workers: {facts}")
                 measured.append(
                     {"seconds": round(elapsed, 4), "per_s": round(updates / elapsed, 1), **facts}
