@@ -80,7 +80,7 @@ def _handlers(path: Path, n: int, seed: int, rounds: int, url: str | None) -> di
     per_round, _ = asyncio.run(
         handlers.measure_size(path, n, repeats=200, rounds=rounds, seed=seed, database_url=url)
     )
-    return {command: handlers._median_summary(runs) for command, runs in per_round.items()}
+    return {command: handlers.median_summary(runs) for command, runs in per_round.items()}
 
 
 def _seed_runs(

@@ -187,7 +187,7 @@ async def measure_size(
     return per_round, {"replies": len(request.calls)}
 
 
-def _median_summary(rounds: Sequence[JSON]) -> JSON:
+def median_summary(rounds: Sequence[JSON]) -> JSON:
     keys = ("p50_ms", "p95_ms", "p99_ms", "max_ms")
     summary: JSON = {key: round(median([r[key] for r in rounds]), 3) for key in keys}
     summary["n_per_round"] = rounds[0]["n"]
@@ -222,7 +222,7 @@ def run(
             )
         data["sizes"][str(n)] = {}
         for command in commands:
-            summary = _median_summary(per_round[command])
+            summary = median_summary(per_round[command])
             data["sizes"][str(n)][command] = {**summary, "per_round": per_round[command]}
             # The target is a wall-time one; CPU time only compares one change with another.
             judged = n >= TARGET_SIZE and clock == "wall"
