@@ -19,7 +19,9 @@ from ingest.pipeline import Ingestor, ProgressCallback
 from ingest.report import IngestError, IngestReport, Rejected
 from storage.backend import is_postgres_url, open_store, sqlite_path
 
-SUFFIXES = {".txt", ".md", ".markdown", ".json", ".jsonl", ".xml", ".rss", ".atom", ".html", ".htm"}
+STREAMED_SUFFIXES = {".jsonl", ".ndjson"}
+SUFFIXES = {".txt", ".md", ".markdown", ".json", ".xml", ".rss", ".atom", ".html", ".htm"}
+SUFFIXES |= STREAMED_SUFFIXES
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -97,6 +99,11 @@ async def _seed_one(ingestor: Ingestor, target: str, progress: ProgressCallback)
                 data, origin="stdin", progress=progress, trusted=True
             )
         path = Path(target)
+        if path.suffix.lower() in STREAMED_SUFFIXES:
+            # Read a batch at a time: a bulk file can be far larger than what fits in memory.
+            lines = await asyncio.to_thread(path.open, "rb")
+            with lines:
+                return await ingestor.ingest_jsonl(lines, origin=target, progress=progress)
         data = await asyncio.to_thread(path.read_bytes)
         return await ingestor.ingest_bytes(
             data, filename=path.name, origin=target, progress=progress, trusted=True

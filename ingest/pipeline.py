@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -28,8 +28,8 @@ from ingest.prepare import (
 from ingest.report import Duplicate, IngestError, IngestReport, Rejected
 from storage.backend import StoryRepository
 from storage.models import NewStory, RelatedRow, StoredFeatures, Story
-from summarize.formats import parse_document
-from summarize.parsed import ParsedStory
+from summarize.formats import iter_jsonl, parse_document
+from summarize.parsed import ParsedStory, ParseProblem
 from summarize.related import CorpusStats, DocFeatures, RelatedHit, rank_related
 from summarize.similarity import salient_terms
 
@@ -406,8 +406,8 @@ class RelatedIndexer:
 
 
 def _batches(
-    items: Sequence[tuple[str, ParsedStory]], size: int
-) -> Iterable[list[tuple[str, ParsedStory]]]:
+    items: Iterable[tuple[str, ParsedStory]], size: int
+) -> Iterator[list[tuple[str, ParsedStory]]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
@@ -520,31 +520,75 @@ class Ingestor:
         report.merge(await self.ingest_parsed(stories))
         return report
 
+    async def ingest_jsonl(
+        self,
+        lines: Iterable[bytes],
+        *,
+        origin: str,
+        progress: ProgressCallback | None = None,
+    ) -> IngestReport:
+        """Ingest a JSONL stream (an operator's file) a batch at a time.
+
+        Nothing is read ahead of the batch being summarised, so memory stays flat however
+        long the input is, and no document size cap applies.
+        """
+        report = IngestReport()
+        seen = False
+
+        def stories() -> Iterator[tuple[str, ParsedStory]]:
+            nonlocal seen
+            for location, outcome in iter_jsonl(lines):
+                seen = True
+                where = f"{origin} {location}"
+                if isinstance(outcome, ParseProblem):
+                    report.rejected.append(Rejected(where, outcome.reason))
+                else:
+                    yield where, outcome
+
+        report.merge(await self.ingest_parsed(stories(), progress=progress))
+        if not seen:
+            report.rejected.append(Rejected(origin, "empty"))
+        return report
+
     async def ingest_parsed(
         self,
-        stories: Sequence[tuple[str, ParsedStory]],
+        stories: Iterable[tuple[str, ParsedStory]],
         *,
         progress: ProgressCallback | None = None,
     ) -> IngestReport:
-        """Summarise and store labelled stories in batches, each batch one transaction."""
+        """Summarise and store labelled stories in batches, each batch one transaction.
+
+        `stories` is consumed one batch ahead of the one being stored, in a worker thread
+        (reading and parsing a lazy input happens there).
+        """
         report = IngestReport()
-        use_pool = len(stories) >= POOL_THRESHOLD and (self._workers or 2) > 1
-        batches = list(_batches(stories, BATCH_SIZE))
+        batches = _batches(stories, BATCH_SIZE)
+
+        async def next_batch() -> list[tuple[str, ParsedStory]] | None:
+            return await asyncio.to_thread(next, batches, None)
+
+        batch = await next_batch()
+        if batch is None:
+            return report
+        use_pool = len(batch) >= POOL_THRESHOLD and (self._workers or 2) > 1
         with self._executor(use_pool) as executor:
             # The next batch is summarised in the pool while this one is stored and ranked
             # here: ranking is single-threaded, so otherwise the pool's cores sit idle.
             upcoming: asyncio.Future[_Summarised] | None = None
             try:
-                for n, batch in enumerate(batches):
-                    prepared = await (upcoming or self._prepare_batch(batch, executor))
-                    upcoming = None
-                    if n + 1 < len(batches):
-                        upcoming = asyncio.ensure_future(
-                            self._prepare_batch(batches[n + 1], executor)
-                        )
+                prepared = await self._prepare_batch(batch, executor)
+                while True:
+                    following = await next_batch()
+                    if following is not None:
+                        upcoming = asyncio.ensure_future(self._prepare_batch(following, executor))
                     await self._store_batch(prepared, report)
                     if progress is not None:
                         progress(len(batch))
+                    if upcoming is None or following is None:
+                        break
+                    prepared = await upcoming
+                    upcoming = None
+                    batch = following
             finally:
                 if upcoming is not None:
                     upcoming.cancel()

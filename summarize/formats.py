@@ -33,7 +33,7 @@ import json
 import logging
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
@@ -306,16 +306,53 @@ def _parse_json(text: str, result: ParseResult) -> None:
 
 
 def _parse_jsonl(text: str, result: ParseResult) -> None:
-    for number, line in enumerate(text.splitlines(), start=1):
+    for _, outcome in _jsonl_records(enumerate(text.splitlines(), start=1)):
+        if isinstance(outcome, ParseProblem):
+            result.problems.append(outcome)
+        else:
+            result.stories.append(outcome)
+
+
+def iter_jsonl(lines: Iterable[bytes]) -> Iterator[tuple[str, ParsedStory | ParseProblem]]:
+    """Stories of a JSONL stream, one ("line N", story or problem) per non-blank line.
+
+    For inputs too large to hold: nothing is read ahead, so memory does not grow with the
+    input. Lines are split on "\\n" only and decoded one by one, so one line that is not
+    UTF-8 is one problem, not a lost file.
+    """
+
+    def decoded() -> Iterator[tuple[int, str | None]]:
+        for number, raw in enumerate(lines, start=1):
+            if number == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield number, None
+
+    for location, outcome in _jsonl_records(decoded()):
+        yield location, outcome if isinstance(outcome, ParseProblem) else _storable(outcome)
+
+
+def _jsonl_records(
+    lines: Iterable[tuple[int, str | None]],
+) -> Iterator[tuple[str, ParsedStory | ParseProblem]]:
+    for number, line in lines:
+        location = f"line {number}"
+        if line is None:
+            yield location, ParseProblem(location, "not UTF-8 text")
+            continue
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except (ValueError, RecursionError) as error:
-            reason = f"not JSON: {_json_error(error)}"
-            result.problems.append(ParseProblem(f"line {number}", reason))
+            yield location, ParseProblem(location, f"not JSON: {_json_error(error)}")
             continue
-        _add_record(record, f"line {number}", result)
+        try:
+            yield location, _record_story(record)
+        except _RecordError as error:
+            yield location, ParseProblem(location, str(error))
 
 
 def _json_error(error: ValueError | RecursionError) -> str:

@@ -199,3 +199,63 @@ async def test_pool_summarises_in_slices_and_keeps_input_order(
     by_url = await store.ids_by_url(f"https://news.example/{n}" for n in range(10))
     assert report.added == [by_url[f"https://news.example/{n}"] for n in range(10)]
     assert (await store.related_rows(report.added[-1:]))[report.added[-1]]
+
+
+async def test_jsonl_stream_reports_each_bad_line_and_stores_the_rest(store: StoryStore) -> None:
+    good = json.loads(_event_stories(1))
+    lines = [
+        b"\xef\xbb\xbf" + json.dumps(good).encode() + b"\r\n",
+        b"\n",
+        b"{not json\n",
+        b'{"title": "caf\xe9"}\n',
+        json.dumps({"title": "No body"}).encode() + b"\n",
+        # U+2028 is a line break to str.splitlines but not to JSONL.
+        json.dumps(
+            {"title": "Quake", "text": "A quake\u2028struck Peru today."}, ensure_ascii=False
+        ).encode(),
+    ]
+    report = await make_ingestor(store).ingest_jsonl(lines, origin="in.jsonl")
+    assert len(report.added) == 2
+    assert [(r.location, r.reason.split(":")[0]) for r in report.rejected] == [
+        ("in.jsonl line 3", "not JSON"),
+        ("in.jsonl line 4", "not UTF-8 text"),
+        ("in.jsonl line 5", "missing text"),
+    ]
+    empty = await make_ingestor(store).ingest_jsonl([b"\n", b"  \n"], origin="blank.jsonl")
+    assert empty.added == [] and [r.location for r in empty.rejected] == ["blank.jsonl"]
+
+
+async def test_jsonl_stream_is_read_a_batch_ahead_not_whole(
+    store: StoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ingest.pipeline.BATCH_SIZE", 4)
+    read = 0
+
+    def lines() -> Iterable[bytes]:
+        nonlocal read
+        for line in _event_stories(20).splitlines():
+            read += 1
+            yield line
+
+    consumed: list[int] = []
+    report = await make_ingestor(store).ingest_jsonl(
+        lines(), origin="s.jsonl", progress=lambda _: consumed.append(read)
+    )
+    assert len(report.added) == 20
+    # When the first batch is stored, only it and the next have been read.
+    assert consumed[0] <= 8
+    assert consumed == sorted(consumed) and consumed[-1] == 20
+
+
+def test_seed_cli_streams_jsonl_files_past_the_document_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "seed.db"))
+    monkeypatch.setenv("MAX_DOCUMENT_BYTES", "1000")
+    data = _event_stories(12) + b"\n{broken\n"
+    assert len(data) > 1000
+    (tmp_path / "big.ndjson").write_bytes(data)
+    assert main(["seed", str(tmp_path / "big.ndjson")]) == 1
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "added 12" in out and "big.ndjson line 13: not JSON" in out
