@@ -171,7 +171,7 @@ class RelatedIndexer:
         self._corpus_round: _Round | None = None
         # Parsed features by story id, with the JSON they came from: the same recent stories
         # are candidates of round after round.
-        self._parsed: dict[int, tuple[str, DocFeatures]] = {}
+        self._parsed: dict[int, tuple[tuple[int, int], DocFeatures]] = {}
 
     async def index_new(
         self,
@@ -297,13 +297,17 @@ class RelatedIndexer:
         return features
 
     def _load(self, story_id: int, text: str) -> DocFeatures:
-        cached = self._parsed.get(story_id)
-        if cached is not None and cached[0] == text:
+        # Least recently used first: a hit moves to the end. Candidates come from the newest
+        # matches of a search, so the stories of the last few thousand stay hot.
+        parsed = self._parsed
+        cached = parsed.pop(story_id, None)
+        if cached is not None and cached[0] == (len(text), hash(text)):
+            parsed[story_id] = cached
             return cached[1]
-        if len(self._parsed) >= _PARSED_CACHE:
-            self._parsed.clear()
+        if len(parsed) >= _PARSED_CACHE:
+            del parsed[next(iter(parsed))]
         features = load_features(story_id, text)
-        self._parsed[story_id] = (text, features)
+        parsed[story_id] = ((len(text), hash(text)), features)
         return features
 
     async def _stats(self, features: Iterable[DocFeatures], counts: _Round) -> CorpusStats:

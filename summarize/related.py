@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import repeat
-from typing import Any
+from sys import intern
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +47,7 @@ __all__ = [
 ]
 
 Key = int | str
+_T = TypeVar("_T")
 
 # Bounds what one story costs to store; the tail of a long article's vocabulary is noise.
 MAX_TERMS = 250
@@ -100,8 +102,10 @@ class DocFeatures:
         return cls(
             key=data["key"],
             # map() keeps the conversions in C: candidates' features are read by the thousand.
-            terms=dict(zip(map(str, terms), map(int, terms.values()), strict=True)),
-            entities=dict(zip(map(str, entities), map(int, entities.values()), strict=True)),
+            # Interned keys: the cache of candidates' features holds thousands of stories
+            # drawn from one vocabulary, and one copy of each word saves ~10 KB a story.
+            terms=dict(zip(map(intern, terms), map(int, terms.values()), strict=True)),
+            entities=dict(zip(map(intern, entities), map(int, entities.values()), strict=True)),
             signature=tuple(map(int, data["signature"])),
             source=data.get("source"),
             published_at=data.get("published_at"),
@@ -143,8 +147,6 @@ class CorpusStats:
         if len(self._ids) > _MAX_IDS:
             self._ids.clear()
             self._static.clear()
-        elif len(self._static) > _MAX_STATIC:
-            self._static.clear()
 
     def extend(self, df: Mapping[str, int]) -> None:
         """Take the counts of keys not counted before, the stories counted being the same.
@@ -156,12 +158,6 @@ class CorpusStats:
         changed = [i for i in map(self._ids.get, df) if i is not None and i < len(self._idf_at)]
         if changed:
             self._idf_at[changed] = np.nan
-        # The same bounds `rebase` keeps: a round at a large store meets thousands of
-        # candidates, and these hold a few KB each.
-        if len(self._prepared) > _MAX_PREPARED:
-            self._prepared.clear()
-        if len(self._static) > _MAX_STATIC:
-            self._static.clear()
 
     def add(self, features: DocFeatures) -> None:
         """Count one stored story."""
@@ -227,14 +223,15 @@ class CorpusStats:
 
     def prepared(self, features: DocFeatures) -> _Prepared:
         """A story's weighted vectors under these counts, worked out once per story."""
-        cached = self._prepared.get(features.key)
+        cached = _touch(self._prepared, features.key)
         if cached is None or cached.features is not features:
-            cached = self._prepared[features.key] = _prepare(self.static(features), self)
+            cached = _prepare(self.static(features), self)
+            _remember(self._prepared, features.key, cached, _MAX_PREPARED)
         return cached
 
     def static(self, features: DocFeatures) -> _Static:
         """What of a story's vectors does not depend on the counts."""
-        cached = self._static.get(features.key)
+        cached = _touch(self._static, features.key)
         if cached is None or (
             cached.features is not features
             and (
@@ -242,7 +239,8 @@ class CorpusStats:
                 or cached.features.entities != features.entities
             )
         ):
-            cached = self._static[features.key] = _Static.of(features, self)
+            cached = _Static.of(features, self)
+            _remember(self._static, features.key, cached, _MAX_STATIC)
         elif cached.features is not features:
             cached = replace(cached, features=features)
             self._static[features.key] = cached
@@ -264,6 +262,23 @@ class CorpusStats:
         for item in features:
             stats.add(item)
         return stats
+
+
+def _touch(cache: dict[Key, _T], key: Key) -> _T | None:
+    """The cached value, made the most recently used (dicts keep insertion order)."""
+    value = cache.pop(key, None)
+    if value is not None:
+        cache[key] = value
+    return value
+
+
+def _remember(cache: dict[Key, _T], key: Key, value: _T, bound: int) -> None:
+    """Cache a value, dropping the least recently used beyond `bound`: a large store's
+    candidates are mostly its newest stories, so the hot ones stay."""
+    cache.pop(key, None)
+    cache[key] = value
+    while len(cache) > bound:
+        del cache[next(iter(cache))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -590,24 +605,25 @@ def _order(prepared: Sequence[_Prepared], scores: Sequence[float]) -> list[int]:
     return sorted(range(len(prepared)), key=lambda i: (-scores[i], str(prepared[i].features.key)))
 
 
-def _seen(seen: Counter[str], source: str | None) -> int:
-    return seen[source] if source else 0
-
-
-def _copy_of(ranked: Sequence[_Prepared], threshold: float) -> list[list[bool]] | None:
-    """`[i][j]`: whether hits i and j are near copies, all pairs at once; None when the
-    signatures differ in length (then `minhash_similarity` decides pair by pair)."""
+def _copy_pairs(ranked: Sequence[_Prepared], threshold: float) -> list[list[int]] | None:
+    """For each hit, the earlier hits it is a near copy of (ascending), all pairs compared at
+    once; None when the signatures differ in length (then `minhash_similarity` decides pair
+    by pair)."""
     signatures = [item.features.signature for item in ranked]
     sizes = {len(s) for s in signatures}
     if len(sizes) != 1 or not ranked:
         return None
     (size,) = sizes
     if not size:
-        return [[threshold <= 0.0] * len(ranked) for _ in ranked]
+        return [list(range(row)) if threshold <= 0.0 else [] for row in range(len(ranked))]
     matrix = np.array(signatures, dtype=np.uint64)
     same = (matrix[:, None, :] == matrix[None, :, :]).sum(axis=2)
-    similar: list[list[bool]] = (same / size >= threshold).tolist()
-    return similar
+    # Copies are rare: listing the few similar pairs beats walking a matrix of booleans.
+    earlier: list[list[int]] = [[] for _ in ranked]
+    rows, cols = np.nonzero(np.tril(same / size >= threshold, -1))
+    for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+        earlier[row].append(col)
+    return earlier
 
 
 def _select(
@@ -621,29 +637,30 @@ def _select(
     heads: list[_Prepared] = []
     head_scores: list[float] = []
     copies: list[list[_Prepared]] = []
-    similar = _copy_of(ranked, weights.copy_similarity) if fold_copies else None
-    head_rows: list[int] = []
+    earlier = _copy_pairs(ranked, weights.copy_similarity) if fold_copies else None
+    # Row of each head in `ranked` -> its place among the heads.
+    head_of: dict[int, int] = {}
     for row, (item, score) in enumerate(zip(ranked, scores, strict=True)):
         if fold_copies:
-            mine = similar[row] if similar is not None else None
-            home = next(
-                (
-                    n
-                    for n, head in enumerate(heads)
-                    if (
-                        mine[head_rows[n]]
-                        if mine is not None
-                        else minhash_similarity(head.features.signature, item.features.signature)
+            # The first head (in rank order) the item is a near copy of, if any.
+            home = (
+                next((head_of[r] for r in earlier[row] if r in head_of), None)
+                if earlier is not None
+                else next(
+                    (
+                        n
+                        for n, head in enumerate(heads)
+                        if minhash_similarity(head.features.signature, item.features.signature)
                         >= weights.copy_similarity
-                    )
-                ),
-                None,
+                    ),
+                    None,
+                )
             )
             if home is not None:
                 copies[home].append(item)
                 continue
+        head_of[row] = len(heads)
         heads.append(item)
-        head_rows.append(row)
         head_scores.append(score)
         copies.append([])
 
@@ -651,20 +668,28 @@ def _select(
     seen: Counter[str] = Counter()
     if query.features.source:
         seen[query.features.source] += 1
+    sources = [head.features.source for head in heads]
+    penalty = weights.same_source
+
+    def adjusted(n: int) -> float:
+        source = sources[n]
+        return head_scores[n] - penalty * (seen[source] if source else 0)
+
+    current = [adjusted(n) for n in range(len(heads))]
     chosen: list[RelatedHit] = []
     remaining = list(range(len(heads)))
     while remaining and len(chosen) < limit:
-        best = max(
-            remaining,
-            key=lambda n: (
-                head_scores[n] - weights.same_source * _seen(seen, heads[n].features.source),
-                -n,
-            ),
-        )
+        # max() keeps the first of equal values, and `remaining` is ascending: ties go to the
+        # better-ranked head.
+        best = max(remaining, key=current.__getitem__)
         remaining.remove(best)
         head = heads[best]
-        if head.features.source:
-            seen[head.features.source] += 1
+        source = sources[best]
+        if source:
+            seen[source] += 1
+            for n in remaining:
+                if sources[n] == source:
+                    current[n] = adjusted(n)
         outlets = dict.fromkeys(
             c.features.source for c in (head, *copies[best]) if c.features.source
         )
