@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from bot.services import make_ingestor
+from bot.ingestor import make_ingestor
 from bot.settings import Settings
 from ingest.pipeline import Ingestor, ProgressCallback
 from ingest.report import IngestError, IngestReport, Rejected

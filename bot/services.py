@@ -16,6 +16,7 @@ from typing import Any
 
 from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
 
+from bot.ingestor import make_ingestor
 from bot.settings import Settings
 from ingest.pipeline import RELATED_LIMIT as STORED_RELATED
 from ingest.pipeline import Ingestor, RelatedIndexer
@@ -69,21 +70,6 @@ class Stats:
 
 
 IngestListener = Callable[[Sequence[int]], Awaitable[None]]
-
-
-def make_ingestor(
-    store: StoryRepository, settings: Settings, *, workers: int | None = None
-) -> Ingestor:
-    """The ingest pipeline over `store`, configured from the settings (bot and CLI alike)."""
-    return Ingestor(
-        store,
-        algorithm=settings.summary_algorithm,
-        sentences=settings.summary_sentences,
-        max_chars=settings.summary_max_chars,
-        max_story_chars=settings.max_story_chars,
-        max_document_bytes=settings.max_document_bytes,
-        workers=workers,
-    )
 
 
 @dataclass(slots=True)
