@@ -18,7 +18,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import repeat
-from sys import intern
 from typing import Any, TypeVar
 
 import numpy as np
@@ -102,10 +101,8 @@ class DocFeatures:
         return cls(
             key=data["key"],
             # map() keeps the conversions in C: candidates' features are read by the thousand.
-            # Interned keys: the cache of candidates' features holds thousands of stories
-            # drawn from one vocabulary, and one copy of each word saves ~10 KB a story.
-            terms=dict(zip(map(intern, terms), map(int, terms.values()), strict=True)),
-            entities=dict(zip(map(intern, entities), map(int, entities.values()), strict=True)),
+            terms=dict(zip(map(str, terms), map(int, terms.values()), strict=True)),
+            entities=dict(zip(map(str, entities), map(int, entities.values()), strict=True)),
             signature=tuple(map(int, data["signature"])),
             source=data.get("source"),
             published_at=data.get("published_at"),
