@@ -8,7 +8,9 @@ Writes `n` synthetic articles (bench.store's generator, fixed seed: about 3 KB o
 in a fresh process with a fresh database, summaries included (the default algorithm). The
 clock covers the whole command, interpreter start and process-pool start included; "fixed
 cost" is the same command on a 10-story file, the part that does not scale with input.
-Peak RSS comes from wait4() and is the largest of the seed process and its pool workers.
+Peak RSS is the largest high-water mark (VmHWM) of the seed process and every process under
+it (the pool's forkserver and workers), and CPU seconds are summed over them all, both read
+from /proc every 50 ms while the command runs.
 
 A 10k-story JSONL is about 34 MB, over MAX_DOCUMENT_BYTES' 5 MB default, so the command runs
 with MAX_DOCUMENT_BYTES=200000000 (`--layout shards` writes 1,000-story files instead and
@@ -91,6 +93,55 @@ def input_bytes(path: Path) -> int:
     return path.stat().st_size
 
 
+class _TreeWatch:
+    """Peak RSS and CPU time of a process and all its descendants, sampled from /proc.
+
+    wait4() counts only the children a process waits for, and the pool's workers are children
+    of multiprocessing's forkserver, which nobody waits for.
+    """
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.peak_kb = 0
+        self._cpu: dict[int, float] = {}
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self._cpu.values())
+
+    def sample(self) -> None:
+        for pid in self._tree():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue  # it exited meanwhile; its last sample stands
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+            fields = stat.rsplit(")", 1)[1].split()
+            self._cpu[pid] = (int(fields[11]) + int(fields[12])) / self._tick
+
+    def _tree(self) -> list[int]:
+        parents: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            parents.setdefault(parent, []).append(int(entry.name))
+        found, queue = [self.root], [self.root]
+        while queue:
+            children = parents.get(queue.pop(), [])
+            found.extend(children)
+            queue.extend(children)
+        return found
+
+
 def seed_once(
     source: Path,
     workers: int,
@@ -119,9 +170,11 @@ def seed_once(
         process = subprocess.Popen(  # noqa: S603  (our own command line)
             command, cwd=scratch, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        _, status, usage = os.wait4(process.pid, 0)
+        tree = _TreeWatch(process.pid)
+        while process.poll() is None:
+            tree.sample()
+            time.sleep(0.05)
         elapsed = time.perf_counter() - began
-        process.returncode = os.waitstatus_to_exitcode(status)
         out = (process.stdout.read() if process.stdout else b"").decode()
         err = (process.stderr.read() if process.stderr else b"").decode()
         if process.returncode != 0:
@@ -131,8 +184,8 @@ def seed_once(
             "seconds": round(elapsed, 3),
             "added": added,
             "per_s": round(added / elapsed, 1),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-            "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+            "peak_rss_mb": round(tree.peak_kb / 1024, 1),
+            "cpu_s": round(tree.cpu_seconds, 2),
             "db_bytes": db_bytes(Path(env["DATABASE_PATH"])) if "DATABASE_URL" not in env else None,
         }
 
