@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import repeat
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import numpy as np
@@ -26,12 +27,11 @@ import numpy.typing as npt
 from summarize.related_text import (
     _MASK,
     _PERMUTATIONS,
-    _hash64,
     _shingles,
-    entity_counts,
-    index_terms,
+    lower_words,
     minhash_similarity,
-    words,
+    shingle_digests,
+    text_features,
 )
 
 __all__ = [
@@ -324,16 +324,14 @@ def _iso(value: datetime | None) -> str | None:
 
 def build_features(doc: Doc) -> DocFeatures:
     """The features of one story, cheap to store as JSON and to compare later."""
-    counts: Counter[str] = Counter()
-    for term in index_terms(doc.title, doc.language):
-        counts[term] += TITLE_WEIGHT
-    counts.update(index_terms(doc.text, doc.language))
-    entities = entity_counts(doc.title, doc.text, doc.language)
+    # One tokenisation of title and text gives the index terms (title counted TITLE_WEIGHT
+    # times), the entities and the words of the copy signature.
+    found = text_features(doc.title, doc.text, doc.language, title_weight=TITLE_WEIGHT)
     return DocFeatures(
         key=doc.key,
-        terms=dict(_top(counts, MAX_TERMS)),
-        entities=dict(_top(entities, MAX_ENTITIES)),
-        signature=signature(f"{doc.title}\n{doc.text}"),
+        terms=dict(_top(found.terms, MAX_TERMS)),
+        entities=dict(_top(found.entities, MAX_ENTITIES)),
+        signature=_signature(found.tokens),
         source=(doc.source or None),
         published_at=_iso(doc.published_at),
     )
@@ -351,10 +349,15 @@ def signature(text: str) -> tuple[int, ...]:
     The pure-Python loop (32 permutations of every shingle) was a third of the CPU time of
     preparing a story at ingest.
     """
-    shingles = _shingles([token.lower() for token in words(text)])
+    return _signature(lower_words(text))
+
+
+def _signature(tokens: list[str]) -> tuple[int, ...]:
+    """`signature` of the text whose lower-cased words these are."""
+    shingles = _shingles(tokens)
     if not shingles:
         return ()
-    hashes = np.fromiter(map(_hash64, shingles), dtype=np.uint64, count=len(shingles))
+    hashes = np.frombuffer(shingle_digests(shingles), dtype=">u8").astype(np.uint64)
     mixed = np.multiply.outer(_PERMUTATION_A, hashes)
     mixed += _PERMUTATION_B
     mixed &= np.uint64(_MASK)
@@ -362,9 +365,16 @@ def signature(text: str) -> tuple[int, ...]:
     return tuple(values)
 
 
+_KEY_OF = itemgetter(0)
+_COUNT_OF = itemgetter(1)
+
+
 def _top(counts: Counter[str], limit: int) -> list[tuple[str, int]]:
-    # Ties broken by the key so that stored features never depend on dict order.
-    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    # Ties broken by the key so that stored features never depend on dict order: sorted by
+    # key, then stably by count, highest first (two sorts with C key functions).
+    items = sorted(counts.items(), key=_KEY_OF)
+    items.sort(key=_COUNT_OF, reverse=True)
+    return items[:limit]
 
 
 FloatArray = npt.NDArray[np.float64]

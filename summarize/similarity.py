@@ -27,6 +27,37 @@ def _stop_words(language: str) -> frozenset[str]:
     return words | _NEWS_FILLER
 
 
+# Per language, what salient_terms needs of each word as found: its root, its lower-cased
+# form and its weight in the title and in the text; None when it is too short or a stop word.
+# Stories repeat their vocabulary, so most words are looked up rather than worked out.
+_Word = tuple[str, str, float, float]
+_KNOWN: dict[str, dict[str, _Word | None]] = {}
+# A serving bot keeps these for days: about 150 bytes a word, so at most ~8 MB.
+_MAX_KNOWN = 50_000
+_UNKNOWN = ("", "", 0.0, 0.0)
+
+
+def _known(language: str) -> dict[str, _Word | None]:
+    known = _KNOWN.get(language)
+    if known is None or len(known) > _MAX_KNOWN:
+        known = _KNOWN[language] = {}
+    return known
+
+
+def _analyse(raw: str, stop: frozenset[str], english: bool) -> _Word | None:
+    word = raw.strip("'’-")
+    if word.endswith(("'s", "’s")):
+        word = word[:-2]
+    key = word.lower()
+    if len(key) < 3 or key in stop:
+        return None
+    root = stem(key) if english else key
+    # Names and places carry the event; a capital letter mid-sentence is cheap evidence.
+    boost = 1.5 if word[0].isupper() else 1.0
+    # The title weighs 3, the text 1: weight * boost, as the score has always multiplied.
+    return root, key, 3.0 * boost, 1.0 * boost
+
+
 def salient_terms(title: str, text: str, limit: int = 12, language: str = "english") -> list[str]:
     """The words most characteristic of a story, title and capitalised names weighted up.
 
@@ -35,32 +66,32 @@ def salient_terms(title: str, text: str, limit: int = 12, language: str = "engli
     """
     if limit <= 0:
         return []
+    known = _known(language)
     stop = _stop_words(language)
     english = language == "english"
+    # Roots in order of first appearance (dicts keep it), each with its score and its forms.
     scores: dict[str, float] = {}
-    first_seen: dict[str, int] = {}
     forms: dict[str, dict[str, int]] = {}
-    for weight, chunk in ((3.0, title), (1.0, text)):
+    for in_title, chunk in ((True, title), (False, text)):
         # Each distinct token once, with its count, in order of first appearance: a story
         # repeats its words, and the weights are multiples of 0.5, so sums stay exact.
         for raw, count in Counter(_WORD.findall(chunk)).items():
-            word = raw.strip("'’-")
-            if word.endswith(("'s", "’s")):
-                word = word[:-2]
-            key = word.lower()
-            if len(key) < 3 or key in stop:
+            found = known.get(raw, _UNKNOWN)
+            if found is _UNKNOWN:
+                found = known[raw] = _analyse(raw, stop, english)
+            if found is None:
                 continue
-            root = stem(key) if english else key
-            # Names and places carry the event; a capital letter mid-sentence is cheap evidence.
-            boost = 1.5 if word[0].isupper() else 1.0
-            scores[root] = scores.get(root, 0.0) + weight * boost * count
-            if root not in first_seen:
-                first_seen[root] = len(first_seen)
-                forms[root] = {}
-            seen = forms[root]
-            seen[key] = seen.get(key, 0) + count
-    ranked = sorted(scores, key=lambda root: (-scores[root], first_seen[root]))
-    return [_commonest(forms[root]) for root in ranked[:limit]]
+            root, key, title_weight, text_weight = found
+            weight = title_weight if in_title else text_weight
+            scores[root] = scores.get(root, 0.0) + weight * count
+            seen = forms.get(root)
+            if seen is None:
+                forms[root] = {key: count}
+            else:
+                seen[key] = seen.get(key, 0) + count
+    # Best first, ties in order of first appearance: sorted() is stable with reverse=True too.
+    ranked = sorted(scores, key=scores.__getitem__, reverse=True)[:limit]
+    return [_commonest(forms[root]) for root in ranked]
 
 
 def _commonest(forms: dict[str, int]) -> str:
