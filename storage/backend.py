@@ -92,6 +92,13 @@ class StoryRepository(Protocol):
         self, terms: Sequence[str], limit: int = 50, *, exclude_id: int | None = None
     ) -> list[int]: ...
 
+    async def search_any_ids_many(
+        self, queries: Sequence[tuple[Sequence[str], int | None]], limit: int = 50
+    ) -> list[list[int]]:
+        """search_any_ids(terms, limit, exclude_id=...) for each (terms, exclude_id), in
+        order: the same answers as one call each (SQLite sends them in a few reads)."""
+        ...
+
     async def count_search(self, query: str) -> int: ...
 
     async def count(self) -> int: ...

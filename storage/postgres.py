@@ -15,6 +15,7 @@ query (see _SEARCH_WINDOW).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -854,6 +855,22 @@ class PostgresStoryStore:
         self._check_limit(limit)
         rows = await self._search_any_rows(_PAGE_IDS, terms, limit, exclude_id)
         return [int(row[0]) for row in rows]
+
+    async def search_any_ids_many(
+        self, queries: Sequence[tuple[Sequence[str], int | None]], limit: int = 50
+    ) -> list[list[int]]:
+        """search_any_ids(terms, limit, exclude_id=...) for each (terms, exclude_id), in order."""
+        # The SQLite store batches to save hops to its one reader thread; here the searches
+        # run side by side on the pool's connections, as the ingest's gather did.
+        self._check_limit(limit)
+        return list(
+            await asyncio.gather(
+                *(
+                    self.search_any_ids(terms, limit, exclude_id=exclude_id)
+                    for terms, exclude_id in queries
+                )
+            )
+        )
 
     @_translate_query_errors
     async def count_search(self, query: str) -> int:

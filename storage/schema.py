@@ -277,7 +277,38 @@ _V3 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
+# Version 2's insert trigger upserted term_df once per key of each row: about 300 keys a
+# story, so 77k single-row upserts per 256-story ingest batch, 0.35 of add_many's 0.97 ms a
+# story. add_many now adds a whole batch's keys in one grouped upsert
+# (storage.repository._DF_ADD_BATCH). While it inserts the batch's features it holds a row
+# in term_df_deferred, which turns the per-row count off; the row never outlives that write
+# transaction, so every other insert (put_features, older code sharing the file) is still
+# counted row by row. Updates and deletes keep their version-2 triggers.
+_V4 = Migration(
+    version=4,
+    description="term frequencies: one grouped upsert per add_many batch",
+    statements=(
+        """
+        CREATE TABLE term_df_deferred (
+            flag INTEGER PRIMARY KEY CHECK (flag = 1)
+        )
+        """,
+        "DROP TRIGGER story_features_insert",
+        """
+        CREATE TRIGGER story_features_insert AFTER INSERT ON story_features BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'feature_docs';
+        END
+        """,
+        f"""
+        CREATE TRIGGER story_features_insert_df AFTER INSERT ON story_features
+        WHEN NOT EXISTS (SELECT 1 FROM term_df_deferred) BEGIN
+            {_df_add("new")}
+        END
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
 HEAD_VERSION = MIGRATIONS[-1].version
 
 
