@@ -336,30 +336,45 @@ class RelatedIndexer:
 
     async def _rank(self, queries: Sequence[_Query], counts: _Round) -> dict[int, list[RelatedRow]]:
         lists: dict[int, list[RelatedRow]] = {}
-        for start in range(0, len(queries), _RANK_CHUNK):
-            chunk = queries[start : start + _RANK_CHUNK]
-            # All of a chunk's searches at once: the store's reader (a connection thread, or
-            # PostgreSQL's pool) then runs them back to back instead of waiting for this loop
-            # to send each one after the last.
-            pools = await asyncio.gather(*(self._search(query) for query in chunk))
-            features = await self._candidate_features({i for pool in pools for i in pool}, counts)
-            async with self._corpus_lock:
-                stats = await self._stats(
-                    [*features.values(), *(q.features for q in chunk)], counts
+        chunks = [queries[i : i + _RANK_CHUNK] for i in range(0, len(queries), _RANK_CHUNK)]
+        searching = self._search_all(chunks[0]) if chunks else None
+        try:
+            for n, chunk in enumerate(chunks):
+                assert searching is not None
+                pools = await searching
+                searching = None
+                features = await self._candidate_features(
+                    {i for pool in pools for i in pool}, counts
                 )
-                # A thread, not the ingest process pool: shipping ~1,000 candidates' features
-                # to a worker per chunk measured slower (bench/related_store.py, 2 cores).
-                ranked = await asyncio.to_thread(
-                    _rank_all, chunk, pools, features, stats, self._limit
-                )
-            lists.update(zip((q.story_id for q in chunk), ranked, strict=True))
+                async with self._corpus_lock:
+                    stats = await self._stats(
+                        [*features.values(), *(q.features for q in chunk)], counts
+                    )
+                    # The next chunk's searches run in the store's reader while this chunk is
+                    # ranked in a worker thread: SQLite releases the GIL, so a search and a
+                    # ranking take two cores instead of one after the other. Nothing is written
+                    # during a round, so the results are the same.
+                    if n + 1 < len(chunks):
+                        searching = self._search_all(chunks[n + 1])
+                    # A thread, not the ingest process pool: shipping ~1,000 candidates'
+                    # features to a worker per chunk measured slower (bench/related_store.py).
+                    ranked = await asyncio.to_thread(
+                        _rank_all, chunk, pools, features, stats, self._limit
+                    )
+                lists.update(zip((q.story_id for q in chunk), ranked, strict=True))
+        finally:
+            if searching is not None:
+                searching.cancel()
+                await asyncio.gather(searching, return_exceptions=True)
         return lists
 
-    async def _search(self, query: _Query) -> list[int]:
-        if not query.terms:
-            return []
-        return await self._store.search_any_ids(
-            query.terms, self._candidates, exclude_id=query.story_id
+    def _search_all(self, chunk: Sequence[_Query]) -> asyncio.Future[list[list[int]]]:
+        # All of a chunk's searches in one call: the store runs them back to back (SQLite in
+        # a few reads, PostgreSQL side by side on its pool) instead of one round trip each.
+        return asyncio.ensure_future(
+            self._store.search_any_ids_many(
+                [(q.terms, q.story_id) for q in chunk], self._candidates
+            )
         )
 
     async def _offer_to_neighbours(
