@@ -162,19 +162,15 @@ _COUNT_RECENT_MATCHES: Final = (
 )
 # Words whose share _without_frequent_many() counts in one SELECT (each is a result column).
 _COUNTS_PER_READ: Final = 500
-# Searches search_any_ids_many() sends in one compound SELECT (SQLite allows 500 arms).
-_SEARCHES_PER_READ: Final = 64
-# One search of search_any_ids_many(): ?1 is RANK_WINDOW and ?2 the limit for every arm; the
-# arm's own MATCH expression and excluded id are ?{match} and ?{exclude}.
-_SEARCH_IDS_ARM: Final = f"""
-    SELECT {{arm}}, id, rank FROM (
-        SELECT id, rank FROM (
-            SELECT rowid AS id, bm25(stories_fts, {_TITLE_WEIGHT}, {_TEXT_WEIGHT}) AS rank
-              FROM stories_fts
-             WHERE stories_fts MATCH ?{{match}} AND rowid IS NOT ?{{exclude}}
-             ORDER BY rowid DESC
-             LIMIT ?1)
-         ORDER BY rank, id DESC LIMIT ?2)
+# One search of search_any_ids_many(): the best by bm25 of the newest RANK_WINDOW matches.
+_SEARCH_IDS: Final = f"""
+    SELECT id FROM (
+        SELECT rowid AS id, bm25(stories_fts, {_TITLE_WEIGHT}, {_TEXT_WEIGHT}) AS rank
+          FROM stories_fts
+         WHERE stories_fts MATCH ? AND rowid IS NOT ?
+         ORDER BY rowid DESC
+         LIMIT ?)
+     ORDER BY rank, id DESC LIMIT ?
 """
 # "Any of these words" queries of up to this many words rank stories holding two of them
 # first; beyond it the pairs make the MATCH expression too long to pay for itself.
@@ -250,11 +246,6 @@ def _strong(words: Sequence[str], *, every: bool) -> str | None:
     # Longer lists (pasted text, say) are ranked exactly: a story holding many of the words
     # without any in its title must not sink below one that names one word in its title.
     return None
-
-
-def _by_rank(hit: tuple[float, int]) -> tuple[float, int]:
-    """Sort key of a (bm25 rank, id) hit: best rank first, then the newer story."""
-    return hit[0], -hit[1]
 
 
 def _story_from_row(row: Sequence[Any]) -> Story:
@@ -827,34 +818,22 @@ class StoryStore:
     ) -> list[list[int]]:
         """search_any_ids(terms, limit, exclude_id=...) for each (terms, exclude_id), in order.
 
-        The same answers as one call each, in two or three reads in all instead of two per
-        search. The searches themselves (about 2 ms each at 10k stories, mostly FTS5 scoring
-        the RANK_WINDOW rows with bm25) cost the same; what is saved is the hops to the
-        reader's thread (about 30 us each on an idle event loop, more on a busy one).
+        The same answers as one call each; the frequent-word check of all of them is one
+        read instead of one per search. The searches themselves (about 2 ms each at 10k
+        stories, mostly FTS5 scoring the RANK_WINDOW rows with bm25) cost the same.
         """
         self._check_limit(limit)
         words = await self._without_frequent_many(
             [fts.tokenize(" ".join(terms))[: fts.MAX_TERMS] for terms, _ in queries]
         )
-        arms = [
-            (index, fts.any_of(kept), exclude_id)
-            for index, (kept, (_, exclude_id)) in enumerate(zip(words, queries, strict=True))
-            if kept
-        ]
-        hits: list[list[tuple[float, int]]] = [[] for _ in queries]
-        for start in range(0, len(arms), _SEARCHES_PER_READ):
-            chunk = arms[start : start + _SEARCHES_PER_READ]
-            sql = " UNION ALL ".join(
-                _SEARCH_IDS_ARM.format(arm=arm, match=3 + 2 * arm, exclude=4 + 2 * arm)
-                for arm in range(len(chunk))
-            )
-            params: list[Any] = [RANK_WINDOW, limit]
-            for _, expression, exclude_id in chunk:
-                params += [expression, exclude_id]
-            for arm, story_id, rank in await self._read(sql, params):
-                hits[chunk[arm][0]].append((float(rank), int(story_id)))
-        # A compound SELECT keeps no arm's order: sort as one search's ORDER BY rank, id DESC.
-        return [[story_id for _, story_id in sorted(found, key=_by_rank)] for found in hits]
+        found: list[list[int]] = []
+        for kept, (_, exclude_id) in zip(words, queries, strict=True):
+            if not kept:
+                found.append([])
+                continue
+            rows = await self._read(_SEARCH_IDS, (fts.any_of(kept), exclude_id, RANK_WINDOW, limit))
+            found.append([int(row[0]) for row in rows])
+        return found
 
     @translate_sqlite_errors
     async def get_many(self, story_ids: Iterable[int]) -> dict[int, Story]:

@@ -70,18 +70,17 @@ async def test_many_searches_edge_cases(corpus: StoryRepository) -> None:
         await corpus.search_any_ids_many(_QUERIES, 0)
 
 
-async def test_many_searches_split_across_statements(
+async def test_many_searches_with_frequent_words_counted_across_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # SQLite-only: the chunk sizes are the SQLite store's own.
+    # SQLite-only: the read sizes are the SQLite store's own.
     monkeypatch.setattr(sqlite_module, "PRUNE_MIN_STORIES", 10)
     async with await open_store(tmp_path / "news.db") as store:
         await store.add_many([_corpus_story(i) for i in range(40)])
         one_each = [
             await store.search_any_ids(terms, 5, exclude_id=exclude) for terms, exclude in _QUERIES
         ]
-    # A fresh store: no frequent-word verdicts cached, so they are counted in chunks too.
-    monkeypatch.setattr(sqlite_module, "_SEARCHES_PER_READ", 2)
+    # A fresh store: no frequent-word verdicts cached, so they are counted, one word a read.
     monkeypatch.setattr(sqlite_module, "_COUNTS_PER_READ", 1)
     async with await open_store(tmp_path / "news.db") as store:
         assert await store.search_any_ids_many(_QUERIES, 5) == one_each
