@@ -29,6 +29,7 @@ from ingest.report import Duplicate, IngestError, IngestReport, Rejected
 from storage.backend import StoryRepository
 from storage.models import NewStory, RelatedRow, StoredFeatures, Story
 from summarize.formats import iter_jsonl, parse_document
+from summarize.lru import remember, touch
 from summarize.parsed import ParsedStory, ParseProblem
 from summarize.related import CorpusStats, DocFeatures, RelatedHit, rank_related
 from summarize.similarity import salient_terms
@@ -61,7 +62,7 @@ RELATED_CANDIDATES = 50
 NEIGHBOURS = 5
 # Stories ranked per round of reads: bounds the candidate features held in memory.
 _RANK_CHUNK = 32
-# Parsed candidate features kept between rounds (about 10 KB each).
+# Parsed candidate features kept between rounds (about 21 KB each).
 _PARSED_CACHE = 2000
 
 
@@ -169,8 +170,8 @@ class RelatedIndexer:
         self._corpus_lock = asyncio.Lock()
         # The round whose counts `_corpus` holds.
         self._corpus_round: _Round | None = None
-        # Parsed features by story id, with the JSON they came from: the same recent stories
-        # are candidates of round after round.
+        # Parsed features by story id, least recently used dropped first, with a token of the
+        # JSON they came from: the same recent stories are candidates of round after round.
         self._parsed: dict[int, tuple[tuple[int, int], DocFeatures]] = {}
 
     async def index_new(
@@ -297,17 +298,14 @@ class RelatedIndexer:
         return features
 
     def _load(self, story_id: int, text: str) -> DocFeatures:
-        # Least recently used first: a hit moves to the end. Candidates come from the newest
-        # matches of a search, so the stories of the last few thousand stay hot.
-        parsed = self._parsed
-        cached = parsed.pop(story_id, None)
-        if cached is not None and cached[0] == (len(text), hash(text)):
-            parsed[story_id] = cached
+        # Keyed by the text's length and hash rather than the text, which would double
+        # what each entry holds.
+        token = (len(text), hash(text))
+        cached = touch(self._parsed, story_id)
+        if cached is not None and cached[0] == token:
             return cached[1]
-        if len(parsed) >= _PARSED_CACHE:
-            del parsed[next(iter(parsed))]
         features = load_features(story_id, text)
-        parsed[story_id] = ((len(text), hash(text)), features)
+        remember(self._parsed, story_id, (token, features), _PARSED_CACHE)
         return features
 
     async def _stats(self, features: Iterable[DocFeatures], counts: _Round) -> CorpusStats:

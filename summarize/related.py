@@ -19,11 +19,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import repeat
 from operator import itemgetter
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from summarize.lru import remember, touch
 from summarize.related_text import (
     _MASK,
     _PERMUTATIONS,
@@ -46,17 +47,17 @@ __all__ = [
 ]
 
 Key = int | str
-_T = TypeVar("_T")
 
 # Bounds what one story costs to store; the tail of a long article's vocabulary is noise.
 MAX_TERMS = 250
 MAX_ENTITIES = 60
 # Headlines repeat the story's gist; counting them twice keeps full texts from drowning them.
 TITLE_WEIGHT = 2
-# Bounds on what `CorpusStats.rebase` keeps between ranking rounds.
+# Vector positions `CorpusStats.rebase` keeps between ranking rounds (all are dropped past it).
 _MAX_IDS = 200_000
+# Least-recently-used bounds: stories' count-independent vectors (about 7 KB each, kept
+# between rounds) and weighted vectors under the current counts (about 3 KB each).
 _MAX_STATIC = 2_000
-# Bounds the weighted vectors `CorpusStats.extend` keeps (a few KB each).
 _MAX_PREPARED = 2_000
 
 
@@ -220,15 +221,15 @@ class CorpusStats:
 
     def prepared(self, features: DocFeatures) -> _Prepared:
         """A story's weighted vectors under these counts, worked out once per story."""
-        cached = _touch(self._prepared, features.key)
+        cached = touch(self._prepared, features.key)
         if cached is None or cached.features is not features:
             cached = _prepare(self.static(features), self)
-            _remember(self._prepared, features.key, cached, _MAX_PREPARED)
+            remember(self._prepared, features.key, cached, _MAX_PREPARED)
         return cached
 
     def static(self, features: DocFeatures) -> _Static:
         """What of a story's vectors does not depend on the counts."""
-        cached = _touch(self._static, features.key)
+        cached = touch(self._static, features.key)
         if cached is None or (
             cached.features is not features
             and (
@@ -237,7 +238,7 @@ class CorpusStats:
             )
         ):
             cached = _Static.of(features, self)
-            _remember(self._static, features.key, cached, _MAX_STATIC)
+            remember(self._static, features.key, cached, _MAX_STATIC)
         elif cached.features is not features:
             cached = replace(cached, features=features)
             self._static[features.key] = cached
@@ -259,23 +260,6 @@ class CorpusStats:
         for item in features:
             stats.add(item)
         return stats
-
-
-def _touch(cache: dict[Key, _T], key: Key) -> _T | None:
-    """The cached value, made the most recently used (dicts keep insertion order)."""
-    value = cache.pop(key, None)
-    if value is not None:
-        cache[key] = value
-    return value
-
-
-def _remember(cache: dict[Key, _T], key: Key, value: _T, bound: int) -> None:
-    """Cache a value, dropping the least recently used beyond `bound`: a large store's
-    candidates are mostly its newest stories, so the hot ones stay."""
-    cache.pop(key, None)
-    cache[key] = value
-    while len(cache) > bound:
-        del cache[next(iter(cache))]
 
 
 @dataclass(frozen=True, slots=True)
