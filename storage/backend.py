@@ -29,8 +29,6 @@ from storage.models import (
     StoreStats,
     Story,
 )
-from storage.postgres import PostgresStoryStore
-from storage.postgres_subscriptions import PostgresSubscriptionStore
 from storage.repository import StoryStore
 from storage.subscriptions import SubscriptionRepository, SubscriptionStore
 from storage.values import utc_now
@@ -168,6 +166,9 @@ async def open_store(
     if url.startswith(SQLITE_PREFIX):
         return await StoryStore.open(sqlite_path(url), clock=clock)
     if is_postgres_url(url):
+        # Imported here: asyncpg and the PostgreSQL store cost every SQLite start ~30 ms.
+        from storage.postgres import PostgresStoryStore
+
         return await PostgresStoryStore.open(url, clock=clock)
     scheme = url.partition("://")[0] if "://" in url else url[:20]
     raise StoreError(
@@ -182,11 +183,15 @@ async def open_subscriptions(
     """Open the subscription store beside the story store at url (open that one first: it
     creates and migrates the tables)."""
     if is_postgres_url(url):
+        from storage.postgres_subscriptions import PostgresSubscriptionStore
+
         return await PostgresSubscriptionStore.open(url, clock=clock)
     return await SubscriptionStore.open(sqlite_path(url), clock=clock)
 
 
 if TYPE_CHECKING:
+    from storage.postgres import PostgresStoryStore
+
     # mypy proves here that both stores satisfy the protocol.
     def _sqlite_is_a_repository(store: StoryStore) -> StoryRepository:
         return store
