@@ -8,6 +8,7 @@ from the store's full-text search for the story's salient terms, re-ranked by
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import multiprocessing
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -17,12 +18,13 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import islice
 
+import numpy as np
+
 from ingest.fetch import check_url, fetch_url
 from ingest.prepare import (
     FEATURES_VERSION,
     SummaryOptions,
     features_json,
-    load_features,
     prepare_or_reason,
 )
 from ingest.report import Duplicate, IngestError, IngestReport, Rejected
@@ -31,7 +33,7 @@ from storage.models import NewStory, RelatedRow, StoredFeatures, Story
 from summarize.formats import iter_jsonl, parse_document
 from summarize.lru import remember, touch
 from summarize.parsed import ParsedStory, ParseProblem
-from summarize.related import CorpusStats, DocFeatures, RelatedHit, rank_related
+from summarize.related import CorpusStats, RelatedHit, Vectors, rank_related
 from summarize.similarity import salient_terms
 
 logger = logging.getLogger(__name__)
@@ -62,15 +64,17 @@ RELATED_CANDIDATES = 50
 NEIGHBOURS = 5
 # Stories ranked per round of reads: bounds the candidate features held in memory.
 _RANK_CHUNK = 32
-# Parsed candidate features kept between rounds (about 21 KB each).
-_PARSED_CACHE = 2000
+# Candidates' vectors kept between rounds (about 4 KB each, see summarize.related.Vectors): a
+# story is a candidate of many later ones, and parsing its stored features again costs about
+# ten times what keeping them does. 12,000 keeps all of a 10k seed's.
+_VECTORS_CACHE = 12_000
 
 
 @dataclass(frozen=True, slots=True)
 class _Query:
     story_id: int
     terms: list[str]
-    features: DocFeatures
+    features: Vectors
 
 
 @dataclass(slots=True)
@@ -123,7 +127,7 @@ def _rows(hits: Sequence[RelatedHit]) -> list[RelatedRow]:
 def _rank_all(
     queries: Sequence[_Query],
     pools: Sequence[Sequence[int]],
-    features: Mapping[int, DocFeatures],
+    features: Mapping[int, Vectors],
     stats: CorpusStats,
     limit: int,
 ) -> list[list[RelatedRow]]:
@@ -164,15 +168,18 @@ class RelatedIndexer:
         self._limit = limit
         self._candidates = candidates
         self._neighbours = neighbours
-        # One CorpusStats re-based on each round's counts keeps candidates' vector positions
-        # between rounds; the lock keeps two rounds (ingest, the refresh job) from sharing it.
+        # One CorpusStats re-based on each round's counts keeps the vector positions, and so
+        # the stories' Vectors, between rounds. A round holds the lock from start to end, so
+        # two rounds (ingest, the refresh job) never share it and Vectors made in a round stay
+        # valid through it (`CorpusStats.trim` runs only between rounds).
         self._corpus = CorpusStats()
         self._corpus_lock = asyncio.Lock()
         # The round whose counts `_corpus` holds.
         self._corpus_round: _Round | None = None
-        # Parsed features by story id, least recently used dropped first, with a token of the
-        # JSON they came from: the same recent stories are candidates of round after round.
-        self._parsed: dict[int, tuple[tuple[int, int], DocFeatures]] = {}
+        # Vectors by story id, least recently used dropped first. A story's stored features
+        # never change while their version stays (stories are not edited), so the version is
+        # all that is checked before using them.
+        self._vectors: dict[int, Vectors] = {}
 
     async def index_new(
         self,
@@ -188,58 +195,58 @@ class RelatedIndexer:
         if terms is not None and len(terms) != len(stored):
             raise ValueError(f"{len(terms)} term lists for {len(stored)} stories")
 
-        def queries() -> list[_Query]:
-            out: list[_Query] = []
-            for n, (story_id, story) in enumerate(stored):
-                text = story.features or features_json(
-                    story.title,
-                    story.cleaned_text,
-                    source=story.source,
-                    published_at=story.published_at,
-                    language=story.language,
+        def texts() -> list[tuple[int, list[str], str]]:
+            return [
+                (
+                    story_id,
+                    terms[n]
+                    if terms is not None
+                    else salient_terms(story.title, story.cleaned_text, language=story.language),
+                    story.features
+                    or features_json(
+                        story.title,
+                        story.cleaned_text,
+                        source=story.source,
+                        published_at=story.published_at,
+                        language=story.language,
+                    ),
                 )
-                out.append(
-                    _Query(
-                        story_id,
-                        terms[n]
-                        if terms is not None
-                        else salient_terms(
-                            story.title, story.cleaned_text, language=story.language
-                        ),
-                        load_features(story_id, text),
-                    )
-                )
-            return out
+                for n, (story_id, story) in enumerate(stored)
+            ]
 
-        counts = _Round()
-        lists = await self._rank(await asyncio.to_thread(queries), counts)
-        await self._store.replace_related(lists)
-        if self._neighbours > 0:
-            await self._offer_to_neighbours(lists, counts)
+        found = await asyncio.to_thread(texts)
+        async with self._corpus_lock:
+            self._trim()
+
+            def queries() -> list[_Query]:
+                # Kept: the new stories are the candidates of the batches that follow.
+                return [_Query(i, words, self._load(i, text)) for i, words, text in found]
+
+            counts = _Round()
+            lists = await self._rank(await asyncio.to_thread(queries), counts)
+            await self._store.replace_related(lists)
+            if self._neighbours > 0:
+                await self._offer_to_neighbours(lists, counts)
 
     async def refresh(self, story_ids: Sequence[int]) -> dict[int, list[RelatedRow]]:
         """Recompute and store the related lists of stored stories; returns them by id."""
         stories = await self._store.get_many(story_ids)
-        features = await self._features(stories)
-
-        def queries() -> list[_Query]:
-            return [
-                _Query(
-                    story.id,
-                    salient_terms(story.title, story.cleaned_text, language=story.language),
-                    features[story.id],
-                )
+        terms = await asyncio.to_thread(
+            lambda: {
+                story.id: salient_terms(story.title, story.cleaned_text, language=story.language)
                 for story in stories.values()
-                if story.id in features
-            ]
-
-        lists = await self._rank(await asyncio.to_thread(queries), _Round())
-        await self._store.replace_related(lists)
-        if self._lean:
-            async with self._corpus_lock:
+            }
+        )
+        async with self._corpus_lock:
+            self._trim()
+            features = await self._vectors_of(list(stories), None, stories)
+            queries = [_Query(i, terms[i], features[i]) for i in stories if i in features]
+            lists = await self._rank(queries, _Round())
+            await self._store.replace_related(lists)
+            if self._lean:
                 self._corpus = CorpusStats()
                 self._corpus_round = None
-                self._parsed.clear()
+                self._vectors.clear()
         return lists
 
     async def backfill(self, limit: int) -> int:
@@ -250,35 +257,48 @@ class RelatedIndexer:
         await self._store.put_features(rows)
         return len(rows)
 
-    async def _features(self, stories: Mapping[int, Story]) -> dict[int, DocFeatures]:
-        stored = await self._store.features_of(stories)
-        return await self._parse_or_compute(list(stories), stored, stories)
+    def _trim(self) -> None:
+        # Call with `_corpus_lock` held, at the start of a round.
+        if self._corpus.trim():
+            self._vectors.clear()
 
-    async def _candidate_features(
-        self, ids: Collection[int], counts: _Round | None = None
-    ) -> dict[int, DocFeatures]:
-        stored = await self._store.features_of(ids)
-        missing = [i for i in ids if i not in stored or stored[i].version != FEATURES_VERSION]
-        # Stories stored before features existed: read them to compute features once.
-        stories = await self._store.get_many(missing) if missing else {}
-        return await self._parse_or_compute(ids, stored, stories, counts)
-
-    async def _parse_or_compute(
+    async def _vectors_of(
         self,
-        ids: Iterable[int],
-        stored: Mapping[int, StoredFeatures],
-        stories: Mapping[int, Story],
-        counts: _Round | None = None,
-    ) -> dict[int, DocFeatures]:
-        """Stored features parsed; missing or outdated ones computed from `stories` and kept.
+        ids: Collection[int],
+        counts: _Round | None,
+        known: Mapping[int, Story] | None = None,
+    ) -> dict[int, Vectors]:
+        """Vectors of these stories: kept ones whose stored features are still current,
+        others parsed from the store, and missing or outdated features computed from the
+        stories (`known` ones or read) and stored. Stories deleted meanwhile are left out.
 
-        Ids with neither (stories deleted meanwhile) are left out.
+        Call with `_corpus_lock` held.
         """
+        versions = await self._store.feature_versions(ids)
+        out: dict[int, Vectors] = {}
+        rest: list[int] = []
+        for story_id in ids:
+            kept = (
+                touch(self._vectors, story_id)
+                if versions.get(story_id) == FEATURES_VERSION
+                else None
+            )
+            if kept is None:
+                rest.append(story_id)
+            else:
+                out[story_id] = kept
+        if not rest:
+            return out
+        stored = await self._store.features_of(rest)
+        missing = [i for i in rest if i not in stored or stored[i].version != FEATURES_VERSION]
+        stories = dict(known or {})
+        if unknown := [i for i in missing if i not in stories]:
+            # Stories stored before features existed: read them to compute features once.
+            stories.update(await self._store.get_many(unknown))
 
-        def work() -> tuple[dict[int, DocFeatures], list[StoredFeatures]]:
-            out: dict[int, DocFeatures] = {}
+        def work() -> list[StoredFeatures]:
             computed: list[StoredFeatures] = []
-            for story_id in ids:
+            for story_id in rest:
                 row = stored.get(story_id)
                 if row is None or row.version != FEATURES_VERSION:
                     story = stories.get(story_id)
@@ -287,34 +307,31 @@ class RelatedIndexer:
                     row = _stored_features(story)
                     computed.append(row)
                 out[story_id] = self._load(story_id, row.features)
-            return out, computed
+            return computed
 
-        features, computed = await asyncio.to_thread(work)
+        computed = await asyncio.to_thread(work)
         # Counted in the corpus stats from now on, like stories ingested by this code.
         await self._store.put_features(computed)
         if computed and counts is not None:
             # Replaced outdated features change counts without moving the document count.
             counts.reset()
-        return features
+        return out
 
-    def _load(self, story_id: int, text: str) -> DocFeatures:
-        # Keyed by the text's length and hash rather than the text, which would double
-        # what each entry holds.
-        token = (len(text), hash(text))
-        cached = touch(self._parsed, story_id)
-        if cached is not None and cached[0] == token:
-            return cached[1]
-        features = load_features(story_id, text)
-        remember(self._parsed, story_id, (token, features), _PARSED_CACHE)
-        return features
+    def _load(self, story_id: int, text: str) -> Vectors:
+        """Vectors of features stored as `text`, kept for later rounds."""
+        vectors = self._corpus.vectors_from_json(story_id, json.loads(text))
+        remember(self._vectors, story_id, vectors, _VECTORS_CACHE)
+        return vectors
 
-    async def _stats(self, features: Iterable[DocFeatures], counts: _Round) -> CorpusStats:
-        """The store's counts for these features; call with `_corpus_lock` held."""
-        features = [item for item in features if item.key not in counts.counted]
+    async def _stats(self, vectors: Iterable[Vectors], counts: _Round) -> CorpusStats:
+        """The store's counts for these stories; call with `_corpus_lock` held."""
+        new = [item for item in vectors if item.key not in counts.counted]
         keys: set[str] = set()
-        for item in features:
-            keys.update(item.terms)
-            keys.update(item.entities)
+        if new:
+            positions = np.concatenate(
+                [ids for item in new for ids in (item.terms.ids, item.entities.ids)]
+            )
+            keys = set(self._corpus.keys_of(np.unique(positions)))
         found = await self._store.corpus_counts(keys - counts.asked)
         if counts.docs not in (-1, found.docs):
             # Stories were stored meanwhile: what was read before may be stale.
@@ -324,7 +341,7 @@ class RelatedIndexer:
         counts.docs = found.docs
         counts.df.update(found.df)
         counts.asked.update(keys)
-        counts.counted.update(item.key for item in features)
+        counts.counted.update(item.key for item in new)
         if fresh or self._corpus_round is not counts or self._corpus.docs != counts.docs:
             self._corpus.rebase(counts.docs, dict(counts.df))
             self._corpus_round = counts
@@ -333,6 +350,7 @@ class RelatedIndexer:
         return self._corpus
 
     async def _rank(self, queries: Sequence[_Query], counts: _Round) -> dict[int, list[RelatedRow]]:
+        """Rank the queries' lists; call with `_corpus_lock` held."""
         lists: dict[int, list[RelatedRow]] = {}
         chunks = [queries[i : i + _RANK_CHUNK] for i in range(0, len(queries), _RANK_CHUNK)]
         searching = self._search_all(chunks[0]) if chunks else None
@@ -341,24 +359,21 @@ class RelatedIndexer:
                 assert searching is not None
                 pools = await searching
                 searching = None
-                features = await self._candidate_features(
-                    {i for pool in pools for i in pool}, counts
+                features = await self._vectors_of({i for pool in pools for i in pool}, counts)
+                stats = await self._stats(
+                    [*features.values(), *(q.features for q in chunk)], counts
                 )
-                async with self._corpus_lock:
-                    stats = await self._stats(
-                        [*features.values(), *(q.features for q in chunk)], counts
-                    )
-                    # The next chunk's searches run in the store's reader while this chunk is
-                    # ranked in a worker thread: SQLite releases the GIL, so a search and a
-                    # ranking take two cores instead of one after the other. Nothing is written
-                    # during a round, so the results are the same.
-                    if n + 1 < len(chunks):
-                        searching = self._search_all(chunks[n + 1])
-                    # A thread, not the ingest process pool: shipping ~1,000 candidates'
-                    # features to a worker per chunk measured slower (bench/related_store.py).
-                    ranked = await asyncio.to_thread(
-                        _rank_all, chunk, pools, features, stats, self._limit
-                    )
+                # The next chunk's searches run in the store's reader while this chunk is
+                # ranked in a worker thread: SQLite releases the GIL, so a search and a
+                # ranking take two cores instead of one after the other. Nothing is written
+                # during a round, so the results are the same.
+                if n + 1 < len(chunks):
+                    searching = self._search_all(chunks[n + 1])
+                # A thread, not the ingest process pool: shipping ~1,000 candidates'
+                # features to a worker per chunk measured slower (bench/related_store.py).
+                ranked = await asyncio.to_thread(
+                    _rank_all, chunk, pools, features, stats, self._limit
+                )
                 lists.update(zip((q.story_id for q in chunk), ranked, strict=True))
         finally:
             if searching is not None:
@@ -382,7 +397,7 @@ class RelatedIndexer:
         # story's list: re-ranking the list's entries (and their copies) with the newcomers
         # is far cheaper than a full recompute and gives the same list unless the newcomers
         # change which stories the full-text search would find. The refresh job redoes
-        # recent stories in full.
+        # recent stories in full. Call with `_corpus_lock` held.
         offers: dict[int, set[int]] = {}
         for story_id, rows in lists.items():
             for row in rows[: self._neighbours]:
@@ -400,20 +415,19 @@ class RelatedIndexer:
         for story_id in computed:
             pool = [i for row in current.get(story_id, []) for i in (row.related_id, *row.copies)]
             pools[story_id] = list(dict.fromkeys([*pool, *sorted(offers[story_id])]))
-        features = await self._candidate_features(
+        features = await self._vectors_of(
             {*computed, *(i for pool in pools.values() for i in pool)}, counts
         )
         queries = [_Query(i, [], features[i]) for i in computed if i in features]
-        async with self._corpus_lock:
-            stats = await self._stats(features.values(), counts)
-            ranked = await asyncio.to_thread(
-                _rank_all,
-                queries,
-                [pools[q.story_id] for q in queries],
-                features,
-                stats,
-                self._limit,
-            )
+        stats = await self._stats(features.values(), counts)
+        ranked = await asyncio.to_thread(
+            _rank_all,
+            queries,
+            [pools[q.story_id] for q in queries],
+            features,
+            stats,
+            self._limit,
+        )
         changed = {
             query.story_id: rows
             for query, rows in zip(queries, ranked, strict=True)

@@ -943,6 +943,18 @@ class PostgresStoryStore:
         }
 
     @_translate_errors
+    async def feature_versions(self, story_ids: Iterable[int]) -> dict[int, int]:
+        """The version of each of these stories' stored features (those that have any)."""
+        ids = list(dict.fromkeys(story_ids))
+        if not ids:
+            return {}
+        rows = await self._read(
+            "SELECT story_id, version FROM story_features WHERE story_id = ANY ($1::bigint[])",
+            ids,
+        )
+        return {int(row[0]): int(row[1]) for row in rows}
+
+    @_translate_errors
     async def missing_features(self, version: int, limit: int) -> list[int]:
         """Newest stories whose features are missing or were written by another version."""
         self._check_limit(limit)

@@ -874,6 +874,23 @@ class StoryStore:
         return found
 
     @translate_sqlite_errors
+    async def feature_versions(self, story_ids: Iterable[int]) -> dict[int, int]:
+        """The version of each of these stories' stored features (those that have any).
+
+        What a caller that kept features parsed needs to know they still hold, without
+        reading the JSON (several KB a story) again.
+        """
+        ids = list(dict.fromkeys(story_ids))
+        if not ids:
+            return {}
+        rows = await self._read(
+            "SELECT story_id, version FROM story_features "
+            "WHERE story_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(ids),),
+        )
+        return {int(story_id): int(version) for story_id, version in rows}
+
+    @translate_sqlite_errors
     async def missing_features(self, version: int, limit: int) -> list[int]:
         """Newest stories whose features are missing or were written by another version."""
         self._check_limit(limit)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
 from operator import itemgetter
@@ -40,6 +40,7 @@ __all__ = [
     "Doc",
     "DocFeatures",
     "RelatedHit",
+    "Vectors",
     "Weights",
     "build_features",
     "rank_related",
@@ -53,10 +54,11 @@ MAX_TERMS = 250
 MAX_ENTITIES = 60
 # Headlines repeat the story's gist; counting them twice keeps full texts from drowning them.
 TITLE_WEIGHT = 2
-# Vector positions `CorpusStats.rebase` keeps between ranking rounds (all are dropped past it).
+# Vector positions kept between ranking rounds (`CorpusStats.trim` drops all past it).
 _MAX_IDS = 200_000
-# Least-recently-used bounds: stories' count-independent vectors (about 7 KB each, kept
-# between rounds) and weighted vectors under the current counts (about 3 KB each).
+# Least-recently-used bounds: the Vectors of stories ranked as DocFeatures (about 3 KB each,
+# kept between rounds, with the DocFeatures they came from) and weighted vectors under the
+# current counts (about 3 KB each).
 _MAX_STATIC = 2_000
 _MAX_PREPARED = 2_000
 
@@ -124,10 +126,15 @@ class CorpusStats:
     # the same words and the same candidates again and again. Both depend only on the counts.
     _idf: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
     _prepared: dict[int | str, _Prepared] = field(default_factory=dict, repr=False, compare=False)
-    # Vector positions of keys (terms and entities) and each story's keys, positions and
-    # log counts: none depend on the counts, so `rebase` keeps them (up to a bound).
+    # Vector positions of keys (terms and entities), the keys by position, and stories'
+    # `Vectors`: none depend on the counts, so `rebase` keeps them (`trim` bounds them).
     _ids: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
-    _static: dict[int | str, _Static] = field(default_factory=dict, repr=False, compare=False)
+    _keys: list[str] = field(default_factory=list, repr=False, compare=False)
+    _static: dict[int | str, tuple[DocFeatures, Vectors]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    # Bumped when `trim` forgets the positions, which invalidates every `Vectors` made before.
+    _generation: int = field(default=0, repr=False, compare=False)
     # idf by vector position, NaN where not worked out yet under these counts: candidates
     # share most of their words, so each key's idf is looked up once, not once per story.
     _idf_at: FloatArray = field(
@@ -142,9 +149,22 @@ class CorpusStats:
         self._idf.clear()
         self._idf_at = _NO_IDFS
         self._prepared.clear()
-        if len(self._ids) > _MAX_IDS:
-            self._ids.clear()
-            self._static.clear()
+
+    def trim(self) -> bool:
+        """Forget all vector positions once there are too many; True if it did.
+
+        `Vectors` made before are then unusable, so callers that keep them call this only
+        between rankings and drop what they kept when it returns True.
+        """
+        if len(self._ids) <= _MAX_IDS:
+            return False
+        self._ids.clear()
+        self._keys.clear()
+        self._static.clear()
+        self._prepared.clear()
+        self._idf_at = _NO_IDFS
+        self._generation += 1
+        return True
 
     def extend(self, df: Mapping[str, int]) -> None:
         """Take the counts of keys not counted before, the stories counted being the same.
@@ -192,8 +212,8 @@ class CorpusStats:
         values: FloatArray = np.log((1 + self.docs) / (1.0 + df)) + 1.0
         return values
 
-    def idfs_at(self, keys: Sequence[str], ids: IdArray) -> FloatArray:
-        """`idfs(keys)` for keys at these vector positions (`ids(keys)`), remembered."""
+    def idfs_at(self, ids: IdArray) -> FloatArray:
+        """`idfs` of the keys at these vector positions (`ids`), remembered."""
         table = self._idf_at
         if len(table) < len(self._ids):
             grown = np.full(max(len(self._ids), 2 * len(table)), np.nan)
@@ -202,7 +222,7 @@ class CorpusStats:
         values = table[ids]
         missing = np.flatnonzero(np.isnan(values))
         if len(missing):
-            computed = self.idfs([keys[i] for i in missing.tolist()])
+            computed = self.idfs(self.keys_of(ids[missing]))
             values[missing] = computed
             table[ids[missing]] = computed
         return values
@@ -212,37 +232,88 @@ class CorpusStats:
         ids = self._ids
         found = list(map(ids.get, keys))
         if None in found:
-            found = [ids.setdefault(key, len(ids)) for key in keys]
-        return np.array(found, dtype=np.intp)
+            names = self._keys
+            for n, key in enumerate(keys):
+                if found[n] is None:
+                    position = ids.get(key)
+                    if position is None:
+                        position = ids[key] = len(names)
+                        names.append(key)
+                    found[n] = position
+        return np.array(found, dtype=np.int32)
+
+    def keys_of(self, ids: IdArray) -> list[str]:
+        """The keys at these vector positions."""
+        return list(map(self._keys.__getitem__, ids.tolist()))
 
     def vocabulary_size(self) -> int:
         """How many vector positions `ids` has given out."""
         return len(self._ids)
 
-    def prepared(self, features: DocFeatures) -> _Prepared:
+    def prepared(self, story: DocFeatures | Vectors) -> _Prepared:
         """A story's weighted vectors under these counts, worked out once per story."""
-        cached = touch(self._prepared, features.key)
-        if cached is None or cached.features is not features:
-            cached = _prepare(self.static(features), self)
-            remember(self._prepared, features.key, cached, _MAX_PREPARED)
+        vectors = self.static(story) if isinstance(story, DocFeatures) else story
+        if vectors.vocabulary != self._generation:
+            raise ValueError(f"vectors of story {vectors.key!r} predate CorpusStats.trim")
+        cached = touch(self._prepared, vectors.key)
+        if cached is None or cached.features is not vectors:
+            cached = _prepare(vectors, self)
+            remember(self._prepared, vectors.key, cached, _MAX_PREPARED)
         return cached
 
-    def static(self, features: DocFeatures) -> _Static:
-        """What of a story's vectors does not depend on the counts."""
+    def static(self, features: DocFeatures) -> Vectors:
+        """`vectors(features)`, remembered for the story."""
         cached = touch(self._static, features.key)
-        if cached is None or (
-            cached.features is not features
-            and (
-                cached.features.terms != features.terms
-                or cached.features.entities != features.entities
-            )
-        ):
-            cached = _Static.of(features, self)
+        if cached is None or (cached[0] is not features and cached[0] != features):
+            cached = (features, self.vectors(features))
             remember(self._static, features.key, cached, _MAX_STATIC)
-        elif cached.features is not features:
-            cached = replace(cached, features=features)
-            self._static[features.key] = cached
-        return cached
+        return cached[1]
+
+    def vectors(self, features: DocFeatures) -> Vectors:
+        """What of a story's features does not depend on the counts, in vector positions."""
+        return self._vectors_of(
+            features.key,
+            features.terms,
+            features.entities,
+            features.signature,
+            features.source,
+            features.published_at,
+        )
+
+    def vectors_from_json(self, key: Key, data: Mapping[str, Any]) -> Vectors:
+        """`vectors` of features written by `DocFeatures.to_json` (its key left out).
+
+        Straight from the parsed JSON: building the DocFeatures first cost a third as much
+        again, and an ingest reads its candidates' features by the thousand.
+        """
+        return self._vectors_of(
+            key,
+            data["terms"],
+            data["entities"],
+            data["signature"],
+            data.get("source"),
+            data.get("published_at"),
+        )
+
+    def _vectors_of(
+        self,
+        key: Key,
+        terms: Mapping[str, int],
+        entities: Mapping[str, int],
+        signature: Sequence[int],
+        source: str | None,
+        published_at: str | None,
+    ) -> Vectors:
+        return Vectors(
+            key,
+            _Counts.of(terms, self),
+            _Counts.of(entities, self),
+            _pack(signature),
+            source,
+            frozenset(_years(entities)),
+            _parse_date(published_at),
+            self._generation,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict; `from_json` reads it back."""
@@ -362,7 +433,8 @@ def _top(counts: Counter[str], limit: int) -> list[tuple[str, int]]:
 
 
 FloatArray = npt.NDArray[np.float64]
-IdArray = npt.NDArray[np.intp]
+IdArray = npt.NDArray[np.int32]
+RowArray = npt.NDArray[np.intp]
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,18 +445,19 @@ class _Sparse:
     weights: FloatArray
 
 
-_NO_IDS: IdArray = np.zeros(0, dtype=np.intp)
+_NO_IDS: IdArray = np.zeros(0, dtype=np.int32)
 _NO_IDFS: FloatArray = np.zeros(0, dtype=np.float64)
 _EMPTY = _Sparse(_NO_IDS, np.zeros(0, dtype=np.float64))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class _Counts:
-    """A story's positive counts: keys, vector positions and 1 + log(count)."""
+    """A story's positive counts by vector position (keys are `CorpusStats.keys_of`)."""
 
-    keys: list[str]
     ids: IdArray
-    log_tf: FloatArray
+    # Counts rather than 1 + log(count): half the memory, and the log is cheap next to the
+    # idf weighting each round does anyway.
+    tf: npt.NDArray[np.uint32]
 
     @classmethod
     def of(cls, counts: Mapping[str, int], stats: CorpusStats) -> _Counts:
@@ -394,33 +467,47 @@ class _Counts:
             keep = tf > 0
             keys = [k for k, kept in zip(keys, keep.tolist(), strict=True) if kept]
             tf = tf[keep]
-        return cls(keys, stats.ids(keys), 1.0 + np.log(tf))
+        return cls(stats.ids(keys), np.minimum(tf, _MAX_COUNT).astype(np.uint32))
 
     def vector(self, stats: CorpusStats) -> _Sparse:
-        if not self.keys:
+        if not len(self.ids):
             return _EMPTY
-        weights = self.log_tf * stats.idfs_at(self.keys, self.ids)
+        weights = (1.0 + np.log(self.tf, dtype=np.float64)) * stats.idfs_at(self.ids)
         norm = math.sqrt(float((weights * weights).sum()))
         return _Sparse(self.ids, weights / norm) if norm else _EMPTY
 
 
-@dataclass(frozen=True, slots=True)
-class _Static:
-    features: DocFeatures
+# Far above any count a story can have; stored counts are clipped to it to fit in uint32.
+_MAX_COUNT = float(2**32 - 1)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Vectors:
+    """What ranking needs of a story, with its keys as vector positions (`CorpusStats.ids`).
+
+    About 4 KB against DocFeatures' 21 KB, so an ingest can keep its recent candidates'
+    (each story is a candidate of many later ones) instead of parsing them again. Only
+    usable with the CorpusStats that made them, until its `trim`.
+    """
+
+    key: Key
     terms: _Counts
     entities: _Counts
-    years: set[str]
+    # The MinHash signature as packed uint64 (a tuple of ints is five times the size).
+    signature: bytes
+    source: str | None
+    years: frozenset[str]
     date: datetime | None
+    vocabulary: int
 
-    @classmethod
-    def of(cls, features: DocFeatures, stats: CorpusStats) -> _Static:
-        return cls(
-            features,
-            _Counts.of(features.terms, stats),
-            _Counts.of(features.entities, stats),
-            _years(features.entities),
-            _parse_date(features.published_at),
-        )
+
+def _pack(signature: Sequence[int]) -> bytes:
+    return np.array(signature, dtype=np.uint64).tobytes()
+
+
+def _unpack(signature: bytes) -> tuple[int, ...]:
+    values: list[int] = np.frombuffer(signature, dtype=np.uint64).tolist()
+    return tuple(values)
 
 
 def _parse_date(value: str | None) -> datetime | None:
@@ -451,27 +538,27 @@ def _years(entities: Mapping[str, int]) -> set[str]:
 
 @dataclass(slots=True)
 class _Prepared:
-    features: DocFeatures
+    features: Vectors
     terms: _Sparse
     entities: _Sparse
     # The entities with weight (for "neither's main names appear in the other").
     entity_keys: frozenset[str]
     names: set[str]
-    years: set[str]
+    years: frozenset[str]
     date: datetime | None
 
 
-def _prepare(static: _Static, stats: CorpusStats) -> _Prepared:
-    entities = static.entities.vector(stats)
-    entity_keys = static.entities.keys if len(entities.ids) else []
+def _prepare(vectors: Vectors, stats: CorpusStats) -> _Prepared:
+    entities = vectors.entities.vector(stats)
+    entity_keys = stats.keys_of(entities.ids)
     return _Prepared(
-        static.features,
-        static.terms.vector(stats),
+        vectors,
+        vectors.terms.vector(stats),
         entities,
         frozenset(entity_keys),
         _names(entity_keys, entities.weights, 3),
-        static.years,
-        static.date,
+        vectors.years,
+        vectors.date,
     )
 
 
@@ -482,13 +569,13 @@ class _Stack:
 
     ids: IdArray
     weights: FloatArray
-    rows: IdArray
+    rows: RowArray
     count: int
 
     @classmethod
     def of(cls, vectors: Sequence[_Sparse]) -> _Stack:
         if not vectors:
-            return cls(_NO_IDS, np.zeros(0, dtype=np.float64), _NO_IDS, 0)
+            return cls(_NO_IDS, np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.intp), 0)
         sizes = [len(v.ids) for v in vectors]
         return cls(
             np.concatenate([v.ids for v in vectors]),
@@ -538,8 +625,8 @@ def _evidence(
 
 
 def rank_related(
-    query: DocFeatures,
-    candidates: Sequence[DocFeatures],
+    query: DocFeatures | Vectors,
+    candidates: Sequence[DocFeatures | Vectors],
     *,
     limit: int = 10,
     stats: CorpusStats | None = None,
@@ -553,11 +640,18 @@ def rank_related(
     candidates stand in for the corpus, which is fine for a handful of tests but weak on
     real data. Candidates with the query's key are ignored. With `fold_copies`, near
     copies of a hit (the same story from another outlet) become that hit's `copies`.
+    `Vectors` need the `stats` that made them.
     """
     if limit <= 0:
         return []
     pool = [c for c in candidates if c.key != query.key]
-    corpus = stats if stats is not None else CorpusStats.of([query, *pool])
+    if stats is not None:
+        corpus = stats
+    else:
+        stories = [query, *pool]
+        if not all(isinstance(story, DocFeatures) for story in stories):
+            raise ValueError("Vectors need the CorpusStats that made them")
+        corpus = CorpusStats.of(story for story in stories if isinstance(story, DocFeatures))
     q = corpus.prepared(query)
     prepared = [corpus.prepared(c) for c in pool]
     size = corpus.vocabulary_size()
@@ -604,10 +698,10 @@ def _copy_pairs(ranked: Sequence[_Prepared], threshold: float) -> list[list[int]
     sizes = {len(s) for s in signatures}
     if len(sizes) != 1 or not ranked:
         return None
-    (size,) = sizes
+    size = sizes.pop() // 8
     if not size:
         return [list(range(row)) if threshold <= 0.0 else [] for row in range(len(ranked))]
-    matrix = np.array(signatures, dtype=np.uint64)
+    matrix = np.frombuffer(b"".join(signatures), dtype=np.uint64).reshape(len(ranked), size)
     same = (matrix[:, None, :] == matrix[None, :, :]).sum(axis=2)
     # Copies are rare: listing the few similar pairs beats walking a matrix of booleans.
     earlier: list[list[int]] = [[] for _ in ranked]
@@ -641,7 +735,9 @@ def _select(
                     (
                         n
                         for n, head in enumerate(heads)
-                        if minhash_similarity(head.features.signature, item.features.signature)
+                        if minhash_similarity(
+                            _unpack(head.features.signature), _unpack(item.features.signature)
+                        )
                         >= weights.copy_similarity
                     ),
                     None,

@@ -11,7 +11,7 @@ from ingest.pipeline import Ingestor, RelatedIndexer, _Round
 from ingest.prepare import fingerprint
 from storage.models import RelatedRow
 from storage.repository import StoryStore
-from summarize.related import CorpusStats, DocFeatures
+from summarize.related import CorpusStats, Vectors
 
 DATA = Path(__file__).parent / "data"
 NOISE = ("Getty Images", "Read more", "Similar News", "Latest News", "Headlines")
@@ -174,7 +174,7 @@ async def test_counts_kept_through_a_round_rank_like_counts_read_per_chunk(
     per_chunk = RelatedIndexer._stats
 
     async def forgetful(
-        self: RelatedIndexer, features: Iterable[DocFeatures], counts: _Round
+        self: RelatedIndexer, features: Iterable[Vectors], counts: _Round
     ) -> CorpusStats:
         counts.reset()
         return await per_chunk(self, features, counts)

@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from summarize.related import (
     CorpusStats,
     Doc,
@@ -254,4 +256,45 @@ def test_extended_stats_rank_like_stats_read_at_once() -> None:
     assert first == rank_related(docs[0], docs[1:2], stats=CorpusStats.of(docs))
     assert rank_related(docs[0], docs[1:], stats=grown) == rank_related(
         docs[0], docs[1:], stats=full
+    )
+
+
+def test_vectors_rank_like_the_features_they_came_from() -> None:
+    docs = features(REID_2009, REID_2009_PEOPLE, LOHAN_2013, QUAKE)
+    expected = rank_related(docs[0], docs[1:], stats=CorpusStats.of(docs))
+    stats = CorpusStats.of(docs)
+    vectors = [stats.vectors(doc) for doc in docs]
+    assert rank_related(vectors[0], vectors[1:], stats=stats) == expected
+    # Straight from the stored JSON, as an ingest reads its candidates.
+    stats = CorpusStats.of(docs)
+    stored = [
+        stats.vectors_from_json(doc.key, {k: v for k, v in doc.to_json().items() if k != "key"})
+        for doc in docs
+    ]
+    assert rank_related(stored[0], stored[1:], stats=stats) == expected
+    # Mixed with DocFeatures under the same stats.
+    assert rank_related(docs[0], [*stored[1:3], docs[3]], stats=stats) == expected
+
+
+def test_vectors_need_their_stats() -> None:
+    docs = features(REID_2009, LOHAN_2013)
+    stats = CorpusStats.of(docs)
+    with pytest.raises(ValueError, match="CorpusStats"):
+        rank_related(stats.vectors(docs[0]), docs[1:])
+
+
+def test_trim_forgets_positions_only_past_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = features(REID_2009, REID_2009_PEOPLE, LOHAN_2013)
+    stats = CorpusStats.of(docs)
+    before = [stats.vectors(doc) for doc in docs]
+    assert not stats.trim()
+    assert rank_related(before[0], before[1:], stats=stats)
+    monkeypatch.setattr("summarize.related._MAX_IDS", 3)
+    assert stats.trim()
+    assert stats.vocabulary_size() == 0
+    with pytest.raises(ValueError, match="trim"):
+        rank_related(before[0], before[1:], stats=stats)
+    after = [stats.vectors(doc) for doc in docs]
+    assert rank_related(after[0], after[1:], stats=stats) == rank_related(
+        docs[0], docs[1:], stats=CorpusStats.of(docs)
     )

@@ -62,6 +62,18 @@ async def test_features_round_trip_and_missing(store: StoryRepository) -> None:
         await store.missing_features(1, 0)
 
 
+async def test_feature_versions_name_stored_features_only(store: StoryRepository) -> None:
+    a, b, c = await _add(store, 1, 2, 3)
+    await store.put_features(
+        [StoredFeatures(a, 1, _features({"x": 1})), StoredFeatures(b, 2, _features({"y": 2}))]
+    )
+    assert await store.feature_versions([a, b, c, a]) == {a: 1, b: 2}
+    await store.put_features([StoredFeatures(a, 3, _features({"x": 2}))])
+    assert await store.delete(b)
+    assert await store.feature_versions([a, b, c]) == {a: 3}
+    assert await store.feature_versions([]) == {}
+
+
 async def test_put_features_replaces_skips_deleted_and_keeps_the_last_of_a_batch(
     store: StoryRepository,
 ) -> None:

@@ -16,9 +16,10 @@ from bot.services import NewsApp, NewsContext
 from ingest.pipeline import Ingestor, RelatedIndexer
 from ingest.prepare import FEATURES_VERSION, load_features
 from storage.backend import StoryRepository
+from storage.models import RelatedRow, StoredFeatures
 from storage.repository import StoryStore
 from storage.schema import MIGRATIONS, migrate
-from summarize.related import CorpusStats
+from summarize.related import CorpusStats, Vectors
 from tests.storage_builders import FakeClock, raw_connection
 
 CHILE = {
@@ -319,3 +320,77 @@ async def test_the_refresh_job_runs_once_a_period_however_many_workers_schedule_
     later = await ingest(services.store, HAITI, related=False)
     await RelatedRefresh()(NewsContext(bot))
     assert await services.store.related_rows(later) == {}
+
+
+# -- the vectors an ingest keeps between batches ------------------------------------------
+
+
+def count_parsed(monkeypatch: pytest.MonkeyPatch) -> list[int | str]:
+    """Records the stories whose stored features are parsed into vectors."""
+    parsed: list[int | str] = []
+    original = CorpusStats.vectors_from_json
+
+    def spy(self: CorpusStats, key: int | str, data: dict[str, Any]) -> Vectors:
+        parsed.append(key)
+        return original(self, key, data)
+
+    monkeypatch.setattr(CorpusStats, "vectors_from_json", spy)
+    return parsed
+
+
+async def test_later_batches_reuse_the_vectors_of_earlier_ones(
+    store: StoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed = count_parsed(monkeypatch)
+    ingestor = make_ingestor(store)
+    first = (await ingestor.ingest_bytes(jsonl(CHILE, HAITI, *FILLER), filename="a.jsonl")).added
+    parsed.clear()
+    second = (
+        await ingestor.ingest_bytes(jsonl(CHILE_COPY, CHILE_FOLLOW_UP), filename="b.jsonl")
+    ).added
+    # The first batch's stories are candidates again, and each new story is parsed once.
+    assert sorted(map(int, parsed)) == sorted(second)
+    (chile,) = await ids_by_url(store, CHILE)
+    related = (await store.related_rows([second[1]]))[second[1]]
+    assert chile in {i for row in related for i in (row.related_id, *row.copies)}
+    assert chile in first
+
+
+async def test_kept_vectors_of_rewritten_features_are_not_trusted(
+    store: StoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed = count_parsed(monkeypatch)
+    ingestor = make_ingestor(store)
+    await ingestor.ingest_bytes(jsonl(CHILE, HAITI, *FILLER), filename="a.jsonl")
+    (chile,) = await ids_by_url(store, CHILE)
+    # Another process (older code) rewrote the story's features under another version.
+    stored = (await store.features_of([chile]))[chile]
+    await store.put_features([StoredFeatures(chile, FEATURES_VERSION - 1, stored.features)])
+    parsed.clear()
+    (follow_up,) = (await ingestor.ingest_bytes(jsonl(CHILE_FOLLOW_UP), filename="b.jsonl")).added
+    assert chile in parsed
+    assert await store.feature_versions([chile]) == {chile: FEATURES_VERSION}
+    assert (await store.related_rows([follow_up]))[follow_up][0].related_id == chile
+
+
+async def test_trimming_the_vocabulary_between_batches_keeps_the_lists(
+    store: StoryStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches = [jsonl(CHILE, HAITI, *FILLER), jsonl(CHILE_COPY), jsonl(CHILE_FOLLOW_UP)]
+
+    async def lists(target: StoryStore) -> dict[int, list[RelatedRow]]:
+        ingestor = make_ingestor(target)
+        for n, batch in enumerate(batches):
+            await ingestor.ingest_bytes(batch, filename=f"{n}.jsonl")
+        return await target.related_rows(range(1, 8))
+
+    expected = await lists(store)
+    # Every round now starts by forgetting the vector positions and the kept vectors.
+    monkeypatch.setattr("summarize.related._MAX_IDS", 10)
+    parsed = count_parsed(monkeypatch)
+    other = await StoryStore.open(tmp_path / "other.db")
+    try:
+        assert await lists(other) == expected
+    finally:
+        await other.close()
+    assert len(parsed) > 7
