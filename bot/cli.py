@@ -60,10 +60,16 @@ def _run_console(settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["seed"]:
+        from bot.cli_seed import start_pool_early
+
+        start_pool_early(given[1:])
+
     from bot import cli_db, cli_related, cli_seed, cli_summarize
     from bot.logs import configure_logging
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(given)
     if args.command == "summarize":
         # Summaries need no settings beyond the flags; a broken .env should not block them.
         return cli_summarize.run(args)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import multiprocessing
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
@@ -21,6 +20,7 @@ from itertools import islice
 import numpy as np
 
 from ingest.fetch import check_url, fetch_url
+from ingest.pool import pool_context, yield_to_parent
 from ingest.prepare import (
     FEATURES_VERSION,
     SummaryOptions,
@@ -470,18 +470,6 @@ def _prepare_many(stories: Sequence[ParsedStory], options: SummaryOptions) -> li
     return out
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """How pool workers start. Not fork: the parent runs an event loop and aiosqlite threads,
-    which fork copies unsafely. forkserver forks the workers from a clean server process that
-    imported this module once, so two workers cost one import (about 0.6 s of CPU), not two.
-    """
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context
-
-
 @dataclass(frozen=True, slots=True)
 class _Summarised:
     """A batch after summarising: URL duplicates, and each other story's outcome."""
@@ -641,7 +629,9 @@ class Ingestor:
     def _executor(self, use_pool: bool) -> AbstractContextManager[Executor | None]:
         if not use_pool:
             return nullcontext()
-        return ProcessPoolExecutor(max_workers=self._workers, mp_context=_pool_context())
+        return ProcessPoolExecutor(
+            max_workers=self._workers, mp_context=pool_context(), initializer=yield_to_parent
+        )
 
     async def _prepare_batch(
         self, batch: list[tuple[str, ParsedStory]], executor: Executor | None

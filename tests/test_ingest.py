@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from bot import cli_seed
 from bot.cli import main
 from ingest.pipeline import Ingestor, RelatedIndexer, _Round
+from ingest.pool import WORKER_NICENESS, pool_context, yield_to_parent
 from ingest.prepare import fingerprint
 from storage.models import RelatedRow
 from storage.repository import StoryStore
@@ -259,3 +263,36 @@ def test_seed_cli_streams_jsonl_files_past_the_document_cap(
     assert main(["seed", str(tmp_path / "big.ndjson")]) == 1
     out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
     assert "added 12" in out and "big.ndjson line 13: not JSON" in out
+
+
+def test_seed_starts_the_pool_server_early_only_for_inputs_the_pool_will_take(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[bool] = []
+    monkeypatch.setattr("ingest.pool.start_early", lambda: started.append(True))
+    small = tmp_path / "small.jsonl"
+    small.write_bytes(_event_stories(3))
+    folder = tmp_path / "bulk"
+    folder.mkdir()
+    big = folder / "big.jsonl"
+    big.write_bytes(b"\n" * cli_seed._EARLY_POOL_BYTES)
+
+    def starts(*argv: str) -> bool:
+        started.clear()
+        cli_seed.start_pool_early(argv)
+        return bool(started)
+
+    assert not starts("--quiet", str(small))
+    assert not starts(str(tmp_path / "missing.jsonl"), "https://news.example/feed", "-")
+    assert starts("--quiet", str(big))
+    assert starts(str(folder), str(small))
+    assert not starts("--workers", "1", str(big))
+    assert not starts("--workers=1", str(folder))
+    assert starts("--workers", "2", str(big))
+
+
+def test_pool_workers_run_below_the_parents_priority() -> None:
+    with ProcessPoolExecutor(
+        max_workers=1, mp_context=pool_context(), initializer=yield_to_parent
+    ) as pool:
+        assert pool.submit(os.nice, 0).result() == min(19, os.nice(0) + WORKER_NICENESS)
