@@ -42,7 +42,15 @@ from storage.models import (
 from storage.postgres_schema import TS_CONFIG, PgConnection, migrate
 from storage.repository import FREQUENT_TERM_SHARE
 from storage.term_cache import TermCache
-from storage.values import as_utc, clean_url, utc_now
+from storage.values import (
+    as_utc,
+    clean_url,
+    ids_from_json,
+    ids_json,
+    names_from_json,
+    names_json,
+    utc_now,
+)
 
 __all__ = [
     "PRUNE_MIN_STORIES",
@@ -542,8 +550,8 @@ class PostgresStoryStore:
                     [rank for _, rank, _ in rows],
                     [row.related_id for _, _, row in rows],
                     [row.score for _, _, row in rows],
-                    [json.dumps(list(row.copies)) for _, _, row in rows],
-                    [json.dumps(list(row.outlets), ensure_ascii=False) for _, _, row in rows],
+                    [ids_json(row.copies) for _, _, row in rows],
+                    [names_json(row.outlets) for _, _, row in rows],
                 )
             await conn.execute(
                 "UPDATE story_features SET related_at = $1 WHERE story_id = ANY ($2::bigint[])",
@@ -1029,8 +1037,8 @@ class PostgresStoryStore:
                 RelatedRow(
                     related_id=int(related_id),
                     score=float(score),
-                    copies=tuple(int(c) for c in json.loads(copies)),
-                    outlets=tuple(json.loads(outlets)),
+                    copies=ids_from_json(copies),
+                    outlets=names_from_json(outlets),
                 )
             )
         return lists
@@ -1055,8 +1063,8 @@ class PostgresStoryStore:
                 story=_story_from_row(row),
                 rank=int(row[n]),
                 score=float(row[n + 1]),
-                outlets=tuple(json.loads(row[n + 2])),
-                copies=tuple(int(c) for c in json.loads(row[n + 3])),
+                outlets=names_from_json(row[n + 2]),
+                copies=ids_from_json(row[n + 3]),
             )
             for row in rows
         ]

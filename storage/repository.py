@@ -42,7 +42,17 @@ from storage.models import (
 )
 from storage.schema import immediate_transaction, migrate, translate_sqlite_errors
 from storage.term_cache import TermCache
-from storage.values import as_utc, clean_url, from_micros, to_micros, utc_now
+from storage.values import (
+    as_utc,
+    clean_url,
+    from_micros,
+    ids_from_json,
+    ids_json,
+    names_from_json,
+    names_json,
+    to_micros,
+    utc_now,
+)
 
 __all__ = ["RANK_WINDOW", "SEARCH_COUNT_CAP", "StoryStore"]
 
@@ -524,8 +534,8 @@ class StoryStore:
                 rank,
                 row.related_id,
                 row.score,
-                json.dumps(list(row.copies)),
-                json.dumps(list(row.outlets), ensure_ascii=False),
+                ids_json(row.copies),
+                names_json(row.outlets),
             )
             for story_id, entries in lists.items()
             for rank, row in enumerate(entries, start=1)
@@ -959,8 +969,8 @@ class StoryStore:
                 RelatedRow(
                     related_id=int(related_id),
                     score=float(score),
-                    copies=tuple(int(c) for c in json.loads(copies or "[]")),
-                    outlets=tuple(json.loads(outlets)),
+                    copies=ids_from_json(copies),
+                    outlets=names_from_json(outlets),
                 )
             )
         return lists
@@ -984,8 +994,8 @@ class StoryStore:
                 story=_story_from_row(row),
                 rank=int(row[n]),
                 score=float(row[n + 1]),
-                outlets=tuple(json.loads(row[n + 2])),
-                copies=tuple(int(c) for c in json.loads(row[n + 3] or "[]")),
+                outlets=names_from_json(row[n + 2]),
+                copies=ids_from_json(row[n + 3]),
             )
             for row in rows
         ]
