@@ -485,7 +485,7 @@ _MAX_COUNT = float(2**32 - 1)
 class Vectors:
     """What ranking needs of a story, with its keys as vector positions (`CorpusStats.ids`).
 
-    About 4 KB against DocFeatures' 21 KB, so an ingest can keep its recent candidates'
+    About 3 KB against DocFeatures' 21 KB, so an ingest can keep its recent candidates'
     (each story is a candidate of many later ones) instead of parsing them again. Only
     usable with the CorpusStats that made them, until its `trim`.
     """
