@@ -29,7 +29,7 @@ from storage.models import (
     StoreStats,
     Story,
 )
-from storage.repository import StoryStore
+from storage.repository import PAGE_CACHE_KIB, StoryStore
 from storage.subscriptions import SubscriptionRepository, SubscriptionStore
 from storage.values import utc_now
 
@@ -162,11 +162,17 @@ def sqlite_url(path: Path) -> str:
 
 
 async def open_store(
-    url: str, *, clock: Callable[[], datetime] = utc_now
+    url: str,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    page_cache_kib: int = PAGE_CACHE_KIB,
 ) -> StoryStore | PostgresStoryStore:
-    """Open (creating or migrating as needed) the store that url names."""
+    """Open (creating or migrating as needed) the store that url names.
+
+    `page_cache_kib` sizes SQLite's page cache per connection (PostgreSQL has its own).
+    """
     if url.startswith(SQLITE_PREFIX):
-        return await StoryStore.open(sqlite_path(url), clock=clock)
+        return await StoryStore.open(sqlite_path(url), clock=clock, page_cache_kib=page_cache_kib)
     if is_postgres_url(url):
         # Imported here: asyncpg and the PostgreSQL store cost every SQLite start ~30 ms.
         from storage.postgres import PostgresStoryStore

@@ -63,9 +63,9 @@ SEARCH_COUNT_CAP: Final = 1000
 _TITLE_WEIGHT: Final = 10.0
 _TEXT_WEIGHT: Final = 1.0
 _BUSY_TIMEOUT_MS: Final = 5000
-# Negative means KiB: about 16 MB per connection keeps the hot index pages of a 100k-story
-# store in memory.
-_CACHE_SIZE: Final = -16000
+# About 16 MB of page cache per connection keeps the hot index pages of a 100k-story store
+# in memory (what serving is measured with).
+PAGE_CACHE_KIB: Final = 16_000
 
 
 # Links come back as one JSON array per story so that a story and its links are read by a
@@ -308,8 +308,21 @@ class StoryStore:
     # -- lifecycle -----------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Path, *, clock: Callable[[], datetime] = utc_now) -> StoryStore:
-        """Open (creating if needed) the database at path and bring its schema up to date."""
+    async def open(
+        cls,
+        path: Path,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        page_cache_kib: int = PAGE_CACHE_KIB,
+    ) -> StoryStore:
+        """Open (creating if needed) the database at path and bring its schema up to date.
+
+        `page_cache_kib` bounds SQLite's page cache of each of the two connections.
+        """
+        if page_cache_kib < 0:
+            raise ValueError(f"page_cache_kib must be 0 or more, got {page_cache_kib}")
+        # Negative cache_size means KiB rather than pages.
+        cache_size = f"PRAGMA cache_size = {-page_cache_kib}"
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         opened: list[aiosqlite.Connection] = []
         try:
@@ -326,7 +339,7 @@ class StoryStore:
                 # corrupts, and a killed process loses nothing that was committed.
                 "PRAGMA synchronous = NORMAL",
                 "PRAGMA foreign_keys = ON",
-                f"PRAGMA cache_size = {_CACHE_SIZE}",
+                cache_size,
             ):
                 await writer.execute(pragma)
             await migrate(writer)
@@ -335,7 +348,7 @@ class StoryStore:
             for pragma in (
                 "PRAGMA query_only = ON",
                 f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}",
-                f"PRAGMA cache_size = {_CACHE_SIZE}",
+                cache_size,
             ):
                 await reader.execute(pragma)
         except sqlite3.Error as exc:

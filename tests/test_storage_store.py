@@ -19,6 +19,8 @@ import pytest
 
 from storage import Link, StoreError, UnknownStoryError
 from storage.backend import StoryRepository
+from storage.backend import open_store as open_url
+from storage.repository import PAGE_CACHE_KIB, StoryStore
 from tests.conftest import OpenRepo
 from tests.storage_builders import T0, FakeClock, make_story, open_store, raw_connection
 
@@ -206,3 +208,20 @@ async def test_closed_store_raises_store_error(open_repo: OpenRepo) -> None:
         await store.get(1)
     with pytest.raises(StoreError, match="closed"):
         await store.add(make_story(1))
+
+
+async def test_sqlite_page_cache_is_sized_per_open(tmp_path: Path) -> None:
+    async def cache_sizes(store: StoryStore) -> list[int]:
+        read = await store._read("PRAGMA cache_size")
+        async with store._transaction() as conn:
+            written = list(await conn.execute_fetchall("PRAGMA cache_size"))
+        return [int(read[0][0]), int(written[0][0])]
+
+    async with await StoryStore.open(tmp_path / "default.db") as store:
+        assert await cache_sizes(store) == [-PAGE_CACHE_KIB, -PAGE_CACHE_KIB]
+    url = f"sqlite:///{tmp_path / 'small.db'}"
+    async with await open_url(url, page_cache_kib=4_000) as small:
+        assert isinstance(small, StoryStore)
+        assert await cache_sizes(small) == [-4_000, -4_000]
+    with pytest.raises(ValueError, match="page_cache_kib"):
+        await StoryStore.open(tmp_path / "bad.db", page_cache_kib=-1)
