@@ -97,7 +97,6 @@ async def _seed(
     from bot.ingestor import make_ingestor
     from storage.backend import is_postgres_url, open_store, sqlite_path
 
-    targets = list(expand_inputs(args.inputs))
     url = settings.store_url
     if not is_postgres_url(url):
         sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
