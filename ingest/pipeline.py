@@ -275,7 +275,10 @@ class RelatedIndexer:
 
         Call with `_corpus_lock` held.
         """
-        versions = await self._store.feature_versions(ids)
+        # Only kept stories need their version checked: a refresh with nothing kept (a
+        # serving bot's) reads each story's features once, as before.
+        kept_ids = [i for i in ids if i in self._vectors]
+        versions = await self._store.feature_versions(kept_ids) if kept_ids else {}
         out: dict[int, Vectors] = {}
         rest: list[int] = []
         for story_id in ids:
