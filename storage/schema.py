@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from typing import Final
 
 import aiosqlite
 
@@ -308,7 +309,23 @@ _V4 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
+# FTS5 adds a b-tree segment per write transaction and merges them in the background a
+# little at a time, merging a level all at once only when it holds `crisismerge` segments
+# (16 by default). Every query looks each of its words up in every segment, so an ingest
+# that writes faster than the background merge leaves searches reading ~20 segments. At 4,
+# a level never holds more than 3: after a 10k seed's batches the index has 7 segments
+# instead of 22, and its related-candidate searches take 2.34 ms instead of 2.75 (2.14 with
+# one segment, which only a full 'optimize' gives), add_many about the same.
+FTS_CRISISMERGE: Final = 4
+_V5 = Migration(
+    version=5,
+    description="full-text index: merge segments sooner (crisismerge)",
+    statements=(
+        f"INSERT INTO stories_fts (stories_fts, rank) VALUES ('crisismerge', {FTS_CRISISMERGE})",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5)
 HEAD_VERSION = MIGRATIONS[-1].version
 
 

@@ -8,7 +8,14 @@ import aiosqlite
 import pytest
 
 from storage import StoreError, StoryStore
-from storage.schema import HEAD_VERSION, MIGRATIONS, Migration, migrate, user_version
+from storage.schema import (
+    FTS_CRISISMERGE,
+    HEAD_VERSION,
+    MIGRATIONS,
+    Migration,
+    migrate,
+    user_version,
+)
 from tests.storage_builders import make_story, open_store, raw_connection
 
 
@@ -131,3 +138,27 @@ async def test_a_file_that_is_not_a_database_raises_store_error(tmp_path: Path) 
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError):
         await StoryStore.open(path)
+
+
+def _fts_config(path: Path) -> dict[str, int]:
+    with raw_connection(path) as conn:
+        return {str(k): int(v) for k, v in conn.execute("SELECT k, v FROM stories_fts_config")}
+
+
+async def test_full_text_index_merges_segments_sooner_on_new_and_migrated_stores(
+    tmp_path: Path,
+) -> None:
+    fresh = tmp_path / "fresh.db"
+    async with await open_store(fresh):
+        pass
+    assert _fts_config(fresh)["crisismerge"] == FTS_CRISISMERGE
+
+    old = tmp_path / "old.db"
+    async with aiosqlite.connect(old, isolation_level=None) as conn:
+        assert await migrate(conn, MIGRATIONS[:4]) == 4
+    assert "crisismerge" not in _fts_config(old)
+    async with await open_store(old) as store:
+        added = await store.add(make_story(1))
+        assert [hit.story.id for hit in await store.search("item1")] == [added.story_id]
+    assert _fts_config(old)["crisismerge"] == FTS_CRISISMERGE
+    assert _version(old) == HEAD_VERSION
