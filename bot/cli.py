@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.seed_inputs import start_pool_early
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +49,7 @@ def _run_bot(settings: Settings) -> int:
 
 
 def _run_console(settings: Settings) -> int:
+    import asyncio
     import logging
 
     from bot.console import run_console
@@ -62,12 +66,13 @@ def _run_console(settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] == ["seed"]:
-        from bot.cli_seed import start_pool_early
-
+        # Before the imports below (settings alone take 0.1 s), which the server's own
+        # imports then overlap.
         start_pool_early(given[1:])
 
     from bot import cli_db, cli_related, cli_seed, cli_summarize
     from bot.logs import configure_logging
+    from bot.settings import SettingsError, load_settings
 
     args = build_parser().parse_args(given)
     if args.command == "summarize":

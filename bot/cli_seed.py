@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import glob
 import sys
-from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,23 +12,17 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import Progress
 
+from bot.seed_inputs import STREAMED_SUFFIXES, expand_inputs
 from bot.settings import Settings
 from ingest.report import IngestError, IngestReport, Rejected
 
 if TYPE_CHECKING:
     from ingest.pipeline import Ingestor, ProgressCallback
 
-# Local inputs at least this large (about 75 typical articles) are summarised in the process
-# pool (ingest.pipeline.POOL_THRESHOLD), so its server is worth starting before the imports.
-_EARLY_POOL_BYTES = 256_000
 # SQLite page cache per connection while seeding, in KiB (serving uses 16 MB): the seed's
 # reads are the candidate searches, which the OS's file cache serves as well. At 10k
 # articles it took the seed's peak RSS from 226 to 201 MB at the same speed (158 stories/s).
 _SEED_PAGE_CACHE_KIB = 4_000
-
-STREAMED_SUFFIXES = {".jsonl", ".ndjson"}
-SUFFIXES = {".txt", ".md", ".markdown", ".json", ".xml", ".rss", ".atom", ".html", ".htm"}
-SUFFIXES |= STREAMED_SUFFIXES
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,49 +38,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--quiet", action="store_true", help="print only the final report")
     parser.add_argument("--workers", type=int, default=None, help="processes for summarising")
-
-
-def expand_inputs(inputs: list[str]) -> Iterator[str]:
-    """Files as given, folders recursively (known suffixes), globs expanded; URLs and - kept."""
-    for item in inputs:
-        if item == "-" or item.startswith(("http://", "https://")):
-            yield item
-            continue
-        path = Path(item)
-        if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                # A folder's README describes the files; it is not a story.
-                if (
-                    child.is_file()
-                    and child.suffix.lower() in SUFFIXES
-                    and not child.name.upper().startswith("README")
-                ):
-                    yield str(child)
-        elif path.exists():
-            yield item
-        else:
-            matches = sorted(glob.glob(item, recursive=True))
-            yield from matches if matches else [item]
-
-
-def start_pool_early(argv: Sequence[str]) -> None:
-    """Start the summarising pool's server now if `newsbot seed ARGV` will use the pool.
-
-    Called before the command's imports (the pipeline's alone are about 0.4 s), which the
-    server then does side by side with this process instead of after it. Only `--workers`
-    and the local inputs' sizes are looked at; the real parser reports any usage error.
-    """
-    early = argparse.ArgumentParser(add_help=False)
-    early.add_argument("--workers")
-    known, rest = early.parse_known_args(argv)
-    if known.workers is not None and known.workers.strip() == "1":
-        return
-    named = [item for item in rest if not item.startswith("-")]
-    files = [Path(item) for item in expand_inputs(named) if "://" not in item]
-    if sum(path.stat().st_size for path in files if path.is_file()) >= _EARLY_POOL_BYTES:
-        from ingest.pool import start_early
-
-        start_early()
 
 
 async def _seed(

@@ -11,8 +11,8 @@ import os
 from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 
-# What the forkserver imports once, before it forks the workers.
-PRELOAD = "ingest.pipeline"
+# What the forkserver imports once, before it forks the workers: the pipeline, warmed up.
+PRELOAD = "ingest.pool_warmup"
 # Workers run this much below the parent: the parent stores and ranks each batch while they
 # summarise the next, and it is the parent's work that bounds an ingest, so it goes first
 # whenever both want a core. With 2 workers on 2 cores the 10k seed took 59.8 s instead of

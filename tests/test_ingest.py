@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import cli_seed
+from bot import seed_inputs
 from bot.cli import main
 from ingest.pipeline import Ingestor, RelatedIndexer, _Round
 from ingest.pool import WORKER_NICENESS, pool_context, yield_to_parent
@@ -275,11 +275,11 @@ def test_seed_starts_the_pool_server_early_only_for_inputs_the_pool_will_take(
     folder = tmp_path / "bulk"
     folder.mkdir()
     big = folder / "big.jsonl"
-    big.write_bytes(b"\n" * cli_seed._EARLY_POOL_BYTES)
+    big.write_bytes(b"\n" * seed_inputs.EARLY_POOL_BYTES)
 
     def starts(*argv: str) -> bool:
         started.clear()
-        cli_seed.start_pool_early(argv)
+        seed_inputs.start_pool_early(argv)
         return bool(started)
 
     assert not starts("--quiet", str(small))
@@ -296,3 +296,15 @@ def test_pool_workers_run_below_the_parents_priority() -> None:
         max_workers=1, mp_context=pool_context(), initializer=yield_to_parent
     ) as pool:
         assert pool.submit(os.nice, 0).result() == min(19, os.nice(0) + WORKER_NICENESS)
+
+
+def _tokenizers_loaded() -> int:
+    from summarize.sentences import _tokenizer
+
+    return _tokenizer.cache_info().currsize
+
+
+def test_pool_workers_start_with_the_summarising_tables_loaded() -> None:
+    # The server loads them once (ingest.pool_warmup) and forks the workers from it.
+    with ProcessPoolExecutor(max_workers=1, mp_context=pool_context()) as pool:
+        assert pool.submit(_tokenizers_loaded).result() >= 1
