@@ -4,6 +4,11 @@ forkserver's preload only imports modules, so the warm-up runs on import: the wo
 afterwards start with punkt, the stop words and the language tables already loaded.
 """
 
+from contextlib import suppress
+
 from ingest.pipeline import warm_up
 
-warm_up()
+# A failure here (punkt's data missing, say) must not stop the server from starting: the
+# workers' first story then meets it again and reports it as an ingest error, as before.
+with suppress(Exception):
+    warm_up()
