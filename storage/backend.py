@@ -112,6 +112,10 @@ class StoryRepository(Protocol):
 
     async def ids_by_url(self, urls: Iterable[str | None]) -> dict[str, int]: ...
 
+    async def compact_search_index(self) -> None:
+        """Rewrite the full-text index in one piece, after a bulk load (see `newsbot seed`)."""
+        ...
+
     # -- related stories (ingest.pipeline.RelatedIndexer, /related, the refresh job) ------
 
     async def put_features(self, rows: Sequence[StoredFeatures]) -> None: ...

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -308,3 +309,33 @@ def test_pool_workers_start_with_the_summarising_tables_loaded() -> None:
     # The server loads them once (ingest.pool_warmup) and forks the workers from it.
     with ProcessPoolExecutor(max_workers=1, mp_context=pool_context()) as pool:
         assert pool.submit(_tokenizers_loaded).result() >= 1
+
+
+def _search_index_pieces(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        # An FTS5 data row's id holds its segment's id above bit 37; rows 1 and 10 are not
+        # segments (averages and structure).
+        row = conn.execute(
+            "SELECT count(DISTINCT id >> 37) FROM stories_fts_data WHERE id > 10"
+        ).fetchone()
+    return int(row[0])
+
+
+def test_a_bulk_seed_leaves_the_search_index_in_one_piece_a_small_one_does_not_rewrite_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    database = tmp_path / "seed.db"
+    monkeypatch.setenv("DATABASE_PATH", str(database))
+    # Batches of 4: twelve stories are three write transactions, three index pieces.
+    monkeypatch.setattr("ingest.pipeline.BATCH_SIZE", 4)
+    monkeypatch.setattr("ingest.pipeline.POOL_THRESHOLD", 1000)
+    (tmp_path / "bulk.jsonl").write_bytes(_event_stories(12))
+    assert main(["seed", "--quiet", str(tmp_path / "bulk.jsonl")]) == 0
+    assert _search_index_pieces(database) == 1
+
+    monkeypatch.setattr("bot.cli_seed._COMPACT_SHARE", 0.5)
+    lines = _event_stories(20).splitlines()[12:]
+    (tmp_path / "more.jsonl").write_bytes(b"\n".join(lines))
+    assert main(["seed", "--quiet", str(tmp_path / "more.jsonl")]) == 0
+    assert _search_index_pieces(database) > 1

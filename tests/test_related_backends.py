@@ -459,3 +459,15 @@ async def test_cancelled_related_writes_leave_lists_whole(store: StoryRepository
         assert counts.docs in (0, len(ids))
     await store.replace_related({owner: [RelatedRow(others[0], 1.0)]})
     assert await store.related_rows([owner]) == {owner: [RelatedRow(others[0], 1.0)]}
+
+
+async def test_compacting_the_search_index_keeps_every_story_findable(
+    store: StoryRepository,
+) -> None:
+    # One write transaction each: on SQLite, three pieces of index to merge.
+    ids = [(await _add(store, n))[0] for n in (1, 2, 3)]
+    await store.compact_search_index()
+    for n, story_id in zip((1, 2, 3), ids, strict=True):
+        assert [hit.story.id for hit in await store.search(f"item{n}")] == [story_id]
+    await store.compact_search_index()
+    assert await store.count() == 3
