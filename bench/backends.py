@@ -38,6 +38,7 @@ from bench.common import (
 )
 
 NAME: Final = "backends"
+PARTS: Final = ("handlers", "ingest")
 SEED_ARTICLES: Final = 1000
 
 
@@ -120,11 +121,11 @@ def _postgres_copy(server_url: str, template: str) -> Iterator[dict[str, str]]:
 def run(
     sizes: Sequence[int],
     *,
-    parts: Sequence[str] = ("handlers", "ingest"),
+    parts: Sequence[str] = PARTS,
     rounds: int = 3,
     seed: int = 7,
 ) -> BenchResult:
-    result = BenchResult(NAME)
+    result = BenchResult(NAME, partial=bool(set(PARTS) - set(parts)))
     data: JSON = {"rounds": rounds, "sizes": {}}
     for n in sizes:
         label = size_label(n)

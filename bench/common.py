@@ -359,6 +359,9 @@ class BenchResult:
     name: str
     rows: list[Row] = field(default_factory=list)
     data: JSON = field(default_factory=dict)
+    # Only some of the benchmark's parts ran (bench.backends --parts): its rows and numbers
+    # replace those they measure again, and the entry keeps the rest.
+    partial: bool = False
 
 
 def machine() -> JSON:
@@ -379,14 +382,34 @@ def merge_results(result: BenchResult, path: Path = RESULTS_PATH) -> None:
         except json.JSONDecodeError:
             existing = {}
     benchmarks: JSON = existing.get("benchmarks", {})
+    rows = [asdict(row) for row in result.rows]
+    data = result.data
+    before = benchmarks.get(result.name)
+    if result.partial and isinstance(before, dict):
+        measured = {(row["bench"], row["size"]) for row in rows}
+        earlier = before.get("rows", [])
+        rows = [row for row in earlier if (row["bench"], row["size"]) not in measured] + rows
+        data = _merged(before.get("data", {}), data)
     benchmarks[result.name] = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "rows": [asdict(row) for row in result.rows],
-        "data": result.data,
+        "rows": rows,
+        "data": data,
     }
     existing["benchmarks"] = dict(sorted(benchmarks.items()))
     path.write_text(json.dumps(existing, indent=2) + "\n", encoding="utf-8")
+
+
+def _merged(old: JSON, new: JSON) -> JSON:
+    """`old` updated with `new`, dictionaries merged key by key at every depth."""
+    out = dict(old)
+    for key, value in new.items():
+        previous = out.get(key)
+        if isinstance(previous, dict) and isinstance(value, dict):
+            out[key] = _merged(previous, value)
+        else:
+            out[key] = value
+    return out
 
 
 def report(result: BenchResult, *, write: bool = True) -> None:
