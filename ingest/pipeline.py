@@ -125,6 +125,13 @@ def _stored_features(story: Story) -> StoredFeatures:
     return StoredFeatures(story.id, FEATURES_VERSION, text)
 
 
+def _query_terms(story: NewStory | Story) -> list[str]:
+    """The words a story's related-candidate search looks for."""
+    return salient_terms(
+        story.title, story.cleaned_text, limit=QUERY_TERMS, language=story.language
+    )
+
+
 def _rows(hits: Sequence[RelatedHit]) -> list[RelatedRow]:
     return [
         RelatedRow(
@@ -202,7 +209,7 @@ class RelatedIndexer:
         """After a batch is stored: rank each new story's list, then offer the new stories
         to the lists of their best hits (only lists already computed).
 
-        `terms`, one list per story, are their `salient_terms` when already known."""
+        `terms`, one list per story, are their `_query_terms` when already known."""
         if not stored:
             return
         if terms is not None and len(terms) != len(stored):
@@ -212,14 +219,7 @@ class RelatedIndexer:
             return [
                 (
                     story_id,
-                    terms[n]
-                    if terms is not None
-                    else salient_terms(
-                        story.title,
-                        story.cleaned_text,
-                        limit=QUERY_TERMS,
-                        language=story.language,
-                    ),
+                    terms[n] if terms is not None else _query_terms(story),
                     story.features
                     or features_json(
                         story.title,
@@ -250,12 +250,7 @@ class RelatedIndexer:
         """Recompute and store the related lists of stored stories; returns them by id."""
         stories = await self._store.get_many(story_ids)
         terms = await asyncio.to_thread(
-            lambda: {
-                story.id: salient_terms(
-                    story.title, story.cleaned_text, limit=QUERY_TERMS, language=story.language
-                )
-                for story in stories.values()
-            }
+            lambda: {story.id: _query_terms(story) for story in stories.values()}
         )
         async with self._corpus_lock:
             self._trim()
@@ -488,10 +483,7 @@ def _prepare_many(stories: Sequence[ParsedStory], options: SummaryOptions) -> li
         if isinstance(outcome, str):
             out.append(outcome)
         else:
-            terms = salient_terms(
-                outcome.title, outcome.cleaned_text, limit=QUERY_TERMS, language=outcome.language
-            )
-            out.append(_Ready(outcome, terms))
+            out.append(_Ready(outcome, _query_terms(outcome)))
     return out
 
 
