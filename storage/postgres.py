@@ -394,6 +394,14 @@ class PostgresStoryStore:
     async def _read(self, sql: str, *params: Any) -> list[asyncpg.Record]:
         return list(await self._require_pool().fetch(sql, *params))
 
+    async def _read_for_ids(self, sql: str, story_ids: Iterable[int]) -> list[asyncpg.Record]:
+        """Rows of `sql`, whose one parameter ($1) is these ids, each once; no read at all
+        for no ids."""
+        ids = list(dict.fromkeys(story_ids))
+        if not ids:
+            return []
+        return await self._read(sql, ids)
+
     async def _read_by_bitmaps(self, sql: str, *params: Any) -> list[asyncpg.Record]:
         """_read, with plain index scans off, for statements that must use bitmap scans.
 
@@ -939,13 +947,10 @@ class PostgresStoryStore:
         The features come back as JSON text equal in value to what was stored, though
         PostgreSQL's jsonb may have reordered keys and spacing.
         """
-        ids = list(dict.fromkeys(story_ids))
-        if not ids:
-            return {}
-        rows = await self._read(
+        rows = await self._read_for_ids(
             "SELECT story_id, version, features::text, related_at FROM story_features "
             "WHERE story_id = ANY ($1::bigint[])",
-            ids,
+            story_ids,
         )
         return {
             int(row[0]): StoredFeatures(
@@ -957,12 +962,9 @@ class PostgresStoryStore:
     @_translate_errors
     async def feature_versions(self, story_ids: Iterable[int]) -> dict[int, int]:
         """The version of each of these stories' stored features (those that have any)."""
-        ids = list(dict.fromkeys(story_ids))
-        if not ids:
-            return {}
-        rows = await self._read(
+        rows = await self._read_for_ids(
             "SELECT story_id, version FROM story_features WHERE story_id = ANY ($1::bigint[])",
-            ids,
+            story_ids,
         )
         return {int(row[0]): int(row[1]) for row in rows}
 
@@ -1024,16 +1026,13 @@ class PostgresStoryStore:
     @_translate_errors
     async def related_rows(self, story_ids: Iterable[int]) -> dict[int, list[RelatedRow]]:
         """The stored related lists of these stories, best first, without the stories."""
-        ids = list(dict.fromkeys(story_ids))
-        if not ids:
-            return {}
-        rows = await self._read(
+        rows = await self._read_for_ids(
             f"""
             SELECT r.story_id, r.related_id, {_RELATED_COLUMNS} FROM related AS r
              WHERE r.story_id = ANY ($1::bigint[])
              ORDER BY r.story_id, r.rank
             """,
-            ids,
+            story_ids,
         )
         lists: dict[int, list[RelatedRow]] = {}
         for story_id, related_id, _rank, score, outlets, copies in rows:

@@ -403,6 +403,14 @@ class StoryStore:
         # concurrent coroutines sharing the reader cannot interleave inside one statement.
         return list(await self._require_reader().execute_fetchall(sql, params))
 
+    async def _read_for_ids(self, sql: str, story_ids: Iterable[int]) -> list[Any]:
+        """Rows of `sql`, whose one parameter is these ids (each once) as a JSON list for
+        json_each; no read at all for no ids."""
+        ids = list(dict.fromkeys(story_ids))
+        if not ids:
+            return []
+        return await self._read(sql, (json.dumps(ids),))
+
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock:
@@ -898,13 +906,10 @@ class StoryStore:
     @translate_sqlite_errors
     async def features_of(self, story_ids: Iterable[int]) -> dict[int, StoredFeatures]:
         """Stored features of these stories (those that have any), in one query."""
-        ids = list(dict.fromkeys(story_ids))
-        if not ids:
-            return {}
-        rows = await self._read(
+        rows = await self._read_for_ids(
             "SELECT story_id, version, features, related_at FROM story_features "
             "WHERE story_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(ids),),
+            story_ids,
         )
         # The ranking reads ~1,600 rows a round, so the per-row Python work shows: the
         # columns' affinities already give int and str, and related_at is written once per
@@ -927,13 +932,10 @@ class StoryStore:
         What a caller that kept features parsed needs to know they still hold, without
         reading the JSON (several KB a story) again.
         """
-        ids = list(dict.fromkeys(story_ids))
-        if not ids:
-            return {}
-        rows = await self._read(
+        rows = await self._read_for_ids(
             "SELECT story_id, version FROM story_features "
             "WHERE story_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(ids),),
+            story_ids,
         )
         return {int(story_id): int(version) for story_id, version in rows}
 
@@ -989,16 +991,13 @@ class StoryStore:
     @translate_sqlite_errors
     async def related_rows(self, story_ids: Iterable[int]) -> dict[int, list[RelatedRow]]:
         """The stored related lists of these stories, best first, without the stories."""
-        ids = list(dict.fromkeys(story_ids))
-        if not ids:
-            return {}
-        rows = await self._read(
+        rows = await self._read_for_ids(
             f"""
             SELECT r.story_id, r.related_id, {_RELATED_COLUMNS} FROM related AS r
              WHERE r.story_id IN (SELECT value FROM json_each(?))
              ORDER BY r.story_id, r.rank
             """,
-            (json.dumps(ids),),
+            story_ids,
         )
         lists: dict[int, list[RelatedRow]] = {}
         for story_id, related_id, _rank, score, outlets, copies in rows:
