@@ -9,8 +9,10 @@ features_of()'s shared related_at conversion.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import pytest
@@ -70,20 +72,46 @@ async def test_many_searches_edge_cases(corpus: StoryRepository) -> None:
         await corpus.search_any_ids_many(_QUERIES, 0)
 
 
-async def test_many_searches_with_frequent_words_counted_across_reads(
+async def test_frequent_word_counts_give_the_same_answers_from_a_fresh_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # SQLite-only: the read sizes are the SQLite store's own.
+    # SQLite-only: the frequent-word verdicts and their cache are the SQLite store's own.
     monkeypatch.setattr(sqlite_module, "PRUNE_MIN_STORIES", 10)
     async with await open_store(tmp_path / "news.db") as store:
         await store.add_many([_corpus_story(i) for i in range(40)])
         one_each = [
             await store.search_any_ids(terms, 5, exclude_id=exclude) for terms, exclude in _QUERIES
         ]
-    # A fresh store: no frequent-word verdicts cached, so they are counted, one word a read.
-    monkeypatch.setattr(sqlite_module, "_COUNTS_PER_READ", 1)
+    # A fresh store: no verdicts cached, so every word of every query is counted at once.
     async with await open_store(tmp_path / "news.db") as store:
         assert await store.search_any_ids_many(_QUERIES, 5) == one_each
+
+
+async def test_reads_of_any_number_of_words_or_urls_use_a_few_fixed_statements(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite keeps each distinct statement text prepared (128 a connection); texts built
+    # for each count of words held 20 MB by the end of a 10k-story seed.
+    monkeypatch.setattr(sqlite_module, "PRUNE_MIN_STORIES", 10)
+    texts: set[str] = set()
+    read = StoryStore._read
+
+    async def recording(self: StoryStore, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        texts.add(sql)
+        return await read(self, sql, params)
+
+    monkeypatch.setattr(StoryStore, "_read", recording)
+    async with await open_store(tmp_path / "news.db") as store:
+        await store.add_many([_corpus_story(i) for i in range(40)])
+        for n in range(2, 9):
+            # New words each round, so none has a cached verdict and all n are counted.
+            words = [f"{word}{n}" for word in _WORDS[:n]]
+            await store.search_any_ids_many([(words, None)], 5)
+            await store.ids_by_url([f"https://example.com/{n}/{k}" for k in range(n)])
+        counted = len(texts)
+        await store.search_any_ids_many([([f"{w}x" for w in _WORDS], None)], 5)
+        await store.ids_by_url([f"https://example.com/x/{k}" for k in range(30)])
+    assert len(texts) == counted
 
 
 # -- term_df under add_many's grouped upsert (SQLite) --------------------------------------
