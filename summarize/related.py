@@ -310,7 +310,7 @@ class CorpusStats:
             _Counts.of(entities, self),
             _pack(signature),
             source,
-            frozenset(_years(entities)),
+            frozenset(years) if (years := _years(entities)) else _NO_YEARS,
             _parse_date(published_at),
             self._generation,
         )
@@ -455,9 +455,10 @@ class _Counts:
     """A story's positive counts by vector position (keys are `CorpusStats.keys_of`)."""
 
     ids: IdArray
-    # Counts rather than 1 + log(count): half the memory, and the log is cheap next to the
-    # idf weighting each round does anyway.
-    tf: npt.NDArray[np.uint32]
+    # Counts rather than 1 + log(count), in the smallest unsigned type that holds them
+    # (a byte for nearly every story): an ingest keeps thousands of these, and the log is
+    # cheap next to the idf weighting each round does anyway.
+    tf: npt.NDArray[np.unsignedinteger[Any]]
 
     @classmethod
     def of(cls, counts: Mapping[str, int], stats: CorpusStats) -> _Counts:
@@ -467,7 +468,10 @@ class _Counts:
             keep = tf > 0
             keys = [k for k, kept in zip(keys, keep.tolist(), strict=True) if kept]
             tf = tf[keep]
-        return cls(stats.ids(keys), np.minimum(tf, _MAX_COUNT).astype(np.uint32))
+        if not keys:
+            return _NO_COUNTS
+        tf = np.minimum(tf, _MAX_COUNT)
+        return cls(stats.ids(keys), tf.astype(np.min_scalar_type(int(tf.max()))))
 
     def vector(self, stats: CorpusStats) -> _Sparse:
         if not len(self.ids):
@@ -479,6 +483,9 @@ class _Counts:
 
 # Far above any count a story can have; stored counts are clipped to it to fit in uint32.
 _MAX_COUNT = float(2**32 - 1)
+# Shared by every story without entities (or terms), as is _NO_YEARS by those without years.
+_NO_COUNTS = _Counts(_NO_IDS, np.zeros(0, dtype=np.uint8))
+_NO_YEARS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
