@@ -52,7 +52,7 @@ async def _seed(
     url = settings.store_url
     if not is_postgres_url(url):
         sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
-    store = await open_store(url, page_cache_kib=_SEED_PAGE_CACHE_KIB)
+    store = await open_store(url, page_cache_kib=_SEED_PAGE_CACHE_KIB, readers=2)
     try:
         if args.if_empty and await store.count() > 0:
             if not args.quiet:

@@ -376,17 +376,16 @@ class RelatedIndexer:
             for n, chunk in enumerate(chunks):
                 assert searching is not None
                 pools = await searching
-                searching = None
+                # The next chunk's searches run while this chunk's features are read and it
+                # is ranked in a worker thread: SQLite releases the GIL, so with a second
+                # reader (or PostgreSQL's pool) searches and ranking take two cores instead
+                # of one after the other. Nothing is written during a round, so the
+                # results are the same.
+                searching = self._search_all(chunks[n + 1]) if n + 1 < len(chunks) else None
                 features = await self._vectors_of({i for pool in pools for i in pool}, counts)
                 stats = await self._stats(
                     [*features.values(), *(q.features for q in chunk)], counts
                 )
-                # The next chunk's searches run in the store's reader while this chunk is
-                # ranked in a worker thread: SQLite releases the GIL, so a search and a
-                # ranking take two cores instead of one after the other. Nothing is written
-                # during a round, so the results are the same.
-                if n + 1 < len(chunks):
-                    searching = self._search_all(chunks[n + 1])
                 # A thread, not the ingest process pool: shipping ~1,000 candidates'
                 # features to a worker per chunk measured slower (bench/related_store.py).
                 ranked = await asyncio.to_thread(

@@ -170,13 +170,17 @@ async def open_store(
     *,
     clock: Callable[[], datetime] = utc_now,
     page_cache_kib: int = PAGE_CACHE_KIB,
+    readers: int = 1,
 ) -> StoryStore | PostgresStoryStore:
     """Open (creating or migrating as needed) the store that url names.
 
-    `page_cache_kib` sizes SQLite's page cache per connection (PostgreSQL has its own).
+    `page_cache_kib` sizes SQLite's page cache per connection and `readers` is how many
+    read-only connections SQLite gets (PostgreSQL has its own cache and pool).
     """
     if url.startswith(SQLITE_PREFIX):
-        return await StoryStore.open(sqlite_path(url), clock=clock, page_cache_kib=page_cache_kib)
+        return await StoryStore.open(
+            sqlite_path(url), clock=clock, page_cache_kib=page_cache_kib, readers=readers
+        )
     if is_postgres_url(url):
         # Imported here: asyncpg and the PostgreSQL store cost every SQLite start ~30 ms.
         from storage.postgres import PostgresStoryStore

@@ -294,12 +294,14 @@ class StoryStore:
         self,
         path: Path,
         writer: aiosqlite.Connection,
-        reader: aiosqlite.Connection,
+        readers: Sequence[aiosqlite.Connection],
         clock: Callable[[], datetime],
     ) -> None:
         self._path = path
         self._writer: aiosqlite.Connection | None = writer
-        self._reader: aiosqlite.Connection | None = reader
+        self._readers: list[aiosqlite.Connection] = list(readers)
+        # Reads waiting on or running in each reader's thread; a read goes to the least busy.
+        self._in_flight = [0] * len(self._readers)
         self._clock = clock
         # One writer connection serves every coroutine; this keeps their transactions apart.
         self._write_lock = asyncio.Lock()
@@ -319,13 +321,17 @@ class StoryStore:
         *,
         clock: Callable[[], datetime] = utc_now,
         page_cache_kib: int = PAGE_CACHE_KIB,
+        readers: int = 1,
     ) -> StoryStore:
         """Open (creating if needed) the database at path and bring its schema up to date.
 
-        `page_cache_kib` bounds SQLite's page cache of each of the two connections.
+        `page_cache_kib` bounds SQLite's page cache of each connection: the writer and
+        `readers` read-only ones (each its own thread, so that many reads run side by side).
         """
         if page_cache_kib < 0:
             raise ValueError(f"page_cache_kib must be 0 or more, got {page_cache_kib}")
+        if readers < 1:
+            raise ValueError(f"readers must be 1 or more, got {readers}")
         # Negative cache_size means KiB rather than pages.
         cache_size = f"PRAGMA cache_size = {-page_cache_kib}"
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
@@ -348,21 +354,22 @@ class StoryStore:
             ):
                 await writer.execute(pragma)
             await migrate(writer)
-            reader = await aiosqlite.connect(path, isolation_level=None)
-            opened.append(reader)
-            for pragma in (
-                "PRAGMA query_only = ON",
-                f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}",
-                cache_size,
-            ):
-                await reader.execute(pragma)
+            for _ in range(readers):
+                reader = await aiosqlite.connect(path, isolation_level=None)
+                opened.append(reader)
+                for pragma in (
+                    "PRAGMA query_only = ON",
+                    f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}",
+                    cache_size,
+                ):
+                    await reader.execute(pragma)
         except sqlite3.Error as exc:
             await cls._close_all(opened)
             raise StoreError(f"cannot open the story store at {path}: {exc}") from exc
         except BaseException:
             await cls._close_all(opened)
             raise
-        return cls(path, writer, reader, clock)
+        return cls(path, writer, opened[1:], clock)
 
     @staticmethod
     async def _close_all(connections: Sequence[aiosqlite.Connection]) -> None:
@@ -371,15 +378,16 @@ class StoryStore:
                 await conn.close()
 
     async def close(self) -> None:
-        """Close both connections; safe to call more than once."""
-        writer, reader = self._writer, self._reader
-        self._writer = self._reader = None
+        """Close the connections; safe to call more than once."""
+        writer, readers = self._writer, self._readers
+        self._writer = None
+        self._readers = []
         async with self._write_lock:
             if writer is not None:
                 # Cheap, and keeps query plans good as the tables grow.
                 with suppress(sqlite3.Error):
                     await writer.execute("PRAGMA optimize")
-            await self._close_all([conn for conn in (reader, writer) if conn is not None])
+            await self._close_all([*readers, *([writer] if writer is not None else [])])
 
     async def __aenter__(self) -> Self:
         """Enter ``async with``; the store is already open."""
@@ -396,15 +404,17 @@ class StoryStore:
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _require_reader(self) -> aiosqlite.Connection:
-        if self._reader is None:
-            raise StoreError("the story store is closed")
-        return self._reader
-
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        # execute_fetchall runs statement and fetch in one hop to the connection's thread, so
-        # concurrent coroutines sharing the reader cannot interleave inside one statement.
-        return list(await self._require_reader().execute_fetchall(sql, params))
+        if not self._readers:
+            raise StoreError("the story store is closed")
+        n = min(range(len(self._readers)), key=self._in_flight.__getitem__)
+        self._in_flight[n] += 1
+        try:
+            # execute_fetchall runs statement and fetch in one hop to the connection's thread,
+            # so concurrent coroutines sharing a reader cannot interleave inside one statement.
+            return list(await self._readers[n].execute_fetchall(sql, params))
+        finally:
+            self._in_flight[n] -= 1
 
     async def _read_for_ids(self, sql: str, story_ids: Iterable[int]) -> list[Any]:
         """Rows of `sql`, whose one parameter is these ids (each once) as a JSON list for

@@ -225,3 +225,43 @@ async def test_sqlite_page_cache_is_sized_per_open(tmp_path: Path) -> None:
         assert await cache_sizes(small) == [-4_000, -4_000]
     with pytest.raises(ValueError, match="page_cache_kib"):
         await StoryStore.open(tmp_path / "bad.db", page_cache_kib=-1)
+
+
+async def test_sqlite_reads_go_to_the_least_busy_of_several_readers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite-only: PostgreSQL has its own pool. `newsbot seed` opens two readers so that a
+    # chunk's searches run beside the reads of the chunk before it.
+    url = f"sqlite:///{tmp_path / 'news.db'}"
+    served: list[int] = []
+    release = asyncio.Event()
+
+    def recorded(n: int, execute: Any) -> Any:
+        async def read(sql: str, params: Any = ()) -> Any:
+            served.append(n)
+            if n == 0:
+                # The first reader holds its read until released.
+                await release.wait()
+            return await execute(sql, params)
+
+        return read
+
+    async with await open_url(url, readers=2) as store:
+        assert isinstance(store, StoryStore)
+        await store.add(make_story(1))
+        for n, reader in enumerate(store._readers):
+            monkeypatch.setattr(reader, "execute_fetchall", recorded(n, reader.execute_fetchall))
+        first = asyncio.ensure_future(store.get(1))
+        # The second read must not queue behind the first, held in the first reader (the
+        # timeout only turns a hang into a failure).
+        second = await asyncio.wait_for(store.get(1), 30)
+        release.set()
+        assert (await first) == second is not None
+        assert served == [0, 1]
+        # Idle again: reads go back to the first reader.
+        await store.get(1)
+        assert served == [0, 1, 0]
+    with pytest.raises(StoreError, match="closed"):
+        await store.get(1)
+    with pytest.raises(ValueError, match="readers"):
+        await StoryStore.open(tmp_path / "bad.db", readers=0)
