@@ -63,6 +63,8 @@ SEARCH_COUNT_CAP: Final = 1000
 _TITLE_WEIGHT: Final = 10.0
 _TEXT_WEIGHT: Final = 1.0
 _BUSY_TIMEOUT_MS: Final = 5000
+# Between tries to switch a database another process is creating to WAL.
+_LOCK_RETRY_S: Final = 0.02
 # About 16 MB of page cache per connection keeps the hot index pages of a 100k-story store
 # in memory (what serving is measured with).
 PAGE_CACHE_KIB: Final = 16_000
@@ -287,6 +289,29 @@ def _story_from_row(row: Sequence[Any]) -> Story:
     )
 
 
+async def _switch_to_wal(conn: aiosqlite.Connection) -> str:
+    """PRAGMA journal_mode = WAL, waiting out another process that is creating the file.
+
+    While a new database is still in rollback-journal mode, a connection that must upgrade
+    its lock to change the mode is told "locked" at once (waiting could deadlock), without
+    the busy handler: two webhook workers starting on a fresh file met this now and then.
+    """
+    deadline = asyncio.get_running_loop().time() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            rows = list(await conn.execute_fetchall("PRAGMA journal_mode = WAL"))
+            return str(rows[0][0]).lower()
+        except sqlite3.OperationalError as exc:
+            busy = exc.sqlite_errorcode == sqlite3.SQLITE_BUSY
+            if not busy or asyncio.get_running_loop().time() >= deadline:
+                raise
+        await _wait_for_lock()
+
+
+async def _wait_for_lock() -> None:
+    await asyncio.sleep(_LOCK_RETRY_S)
+
+
 class StoryStore:
     """Typed async access to stories, their links, full-text search and a small meta table."""
 
@@ -342,8 +367,8 @@ class StoryStore:
             # First: switching to WAL needs a lock another process (a worker, `newsbot seed`)
             # may hold for a moment.
             await writer.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            mode = list(await writer.execute_fetchall("PRAGMA journal_mode = WAL"))
-            if str(mode[0][0]).lower() != "wal":
+            mode = await _switch_to_wal(writer)
+            if mode != "wal":
                 raise StoreError(f"{path}: could not switch the database to WAL mode")
             for pragma in (
                 # NORMAL in WAL mode can lose the last commits on power loss but never

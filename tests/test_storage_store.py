@@ -18,6 +18,7 @@ from typing import Any, cast
 import pytest
 
 from storage import Link, StoreError, UnknownStoryError
+from storage import repository as sqlite_module
 from storage.backend import StoryRepository
 from storage.backend import open_store as open_url
 from storage.repository import PAGE_CACHE_KIB, StoryStore
@@ -265,3 +266,36 @@ async def test_sqlite_reads_go_to_the_least_busy_of_several_readers(
         await store.get(1)
     with pytest.raises(ValueError, match="readers"):
         await StoryStore.open(tmp_path / "bad.db", readers=0)
+
+
+async def test_sqlite_open_waits_for_another_process_creating_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite-only. Another connection holds a write lock on a new rollback-journal file: the
+    # switch to WAL is refused at once, without SQLite's busy handler, so open() retries.
+    path = tmp_path / "news.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("CREATE TABLE early (x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO early VALUES (1)")
+    waits: list[int] = []
+
+    async def other_finishes() -> None:
+        waits.append(1)
+        other.execute("COMMIT")
+
+    monkeypatch.setattr(sqlite_module, "_wait_for_lock", other_finishes)
+    try:
+        async with await StoryStore.open(path) as store:
+            assert (await store.add(make_story(1))).created
+        assert waits == [1]
+
+        # A lock held past the busy timeout is an error, not a hang.
+        other.execute("PRAGMA journal_mode = DELETE")
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO early VALUES (2)")
+        monkeypatch.setattr(sqlite_module, "_BUSY_TIMEOUT_MS", 0)
+        with pytest.raises(StoreError, match="locked"):
+            await StoryStore.open(path)
+    finally:
+        other.close()
