@@ -622,13 +622,18 @@ class StoryStore:
     async def ids_by_url(self, urls: Iterable[str | None]) -> dict[str, int]:
         """Ids of the stored stories under these URLs, keyed by the URL as given."""
         wanted = {clean: url for url in urls if url and (clean := clean_url(url)) is not None}
-        if not wanted:
+        found = await self._ids_of_clean_urls(list(wanted))
+        return {wanted[url]: story_id for url, story_id in found.items()}
+
+    async def _ids_of_clean_urls(self, urls: Sequence[str]) -> dict[str, int]:
+        """Stored story ids by URL, for URLs already through clean_url(); one read, or none."""
+        if not urls:
             return {}
         rows = await self._read(
             "SELECT url, id FROM stories WHERE url IN (SELECT value FROM json_each(?))",
-            (json.dumps(list(wanted), ensure_ascii=False),),
+            (json.dumps(list(urls), ensure_ascii=False),),
         )
-        return {wanted[url]: int(story_id) for url, story_id in rows}
+        return {str(url): int(story_id) for url, story_id in rows}
 
     @translate_sqlite_errors
     async def get(self, story_id: int) -> Story | None:
@@ -1086,14 +1091,8 @@ class StoryStore:
         """Stored story ids by URL, and by title (case-folded keys), for some links."""
         url_list = [u for u in dict.fromkeys(clean_url(u) for u in urls) if u]
         title_list = [t for t in dict.fromkeys(" ".join(t.split()) for t in titles) if t]
-        by_url: dict[str, int] = {}
+        by_url = await self._ids_of_clean_urls(url_list)
         by_title: dict[str, int] = {}
-        if url_list:
-            rows = await self._read(
-                "SELECT url, id FROM stories WHERE url IN (SELECT value FROM json_each(?))",
-                (json.dumps(url_list, ensure_ascii=False),),
-            )
-            by_url = {str(url): int(found) for url, found in rows}
         if title_list:
             # The oldest story wins a shared title: it is the one the others were copied from.
             rows = await self._read(
