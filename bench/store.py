@@ -26,8 +26,9 @@ from storage import Link, NewStory, StoryStore
 BODY_CHARS = 3000
 BATCH_SIZE = 1000
 # What a cached corpus holds; part of its cache file name (bench.common.corpus_path) so a
-# corpus built by older code is not reused. 2: stored related lists.
-CORPUS_VERSION = 2
+# corpus built by older code is not reused. 2: stored related lists; 3: search index
+# compacted into one segment, as `newsbot seed` leaves it.
+CORPUS_VERSION = 3
 # Stored related lists for (at most) this many stories, the newest: ranking a list costs a
 # few ms, so all 100k would add minutes to the build. Larger corpora keep older stories
 # without a list, and /related <id> for those ranks one on demand as in production.
@@ -139,11 +140,13 @@ async def build_corpus_db(
     path: Path, n: int, seed: int = 7, *, related: int = RELATED_NEWEST
 ) -> None:
     """Create (or extend) a store at path holding n synthetic stories, the newest `related`
-    of them with stored related lists (as the ingest pipeline leaves them)."""
+    of them with stored related lists, its search index in one segment (as `newsbot seed`
+    leaves them)."""
     async with await StoryStore.open(path) as store:
         await _insert(store, 0, n, seed, BATCH_SIZE)
         if related > 0:
             await add_related_lists(store, related)
+        await store.compact_search_index()
 
 
 async def add_related_lists(store: StoryStore, newest: int, chunk: int = RELATED_CHUNK) -> int:
