@@ -1,19 +1,22 @@
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot import seed_inputs
+from bot import cli_seed, seed_inputs
 from bot.cli import main
 from ingest.pipeline import Ingestor, RelatedIndexer, _Round
 from ingest.pool import WORKER_NICENESS, pool_context, yield_to_parent
 from ingest.prepare import fingerprint
+from ingest.report import IngestReport
 from storage.models import RelatedRow
 from storage.repository import StoryStore
 from summarize.related import CorpusStats, Vectors
@@ -339,3 +342,24 @@ def test_a_bulk_seed_leaves_the_search_index_in_one_piece_a_small_one_does_not_r
     (tmp_path / "more.jsonl").write_bytes(b"\n".join(lines))
     assert main(["seed", "--quiet", str(tmp_path / "more.jsonl")]) == 0
     assert _search_index_pieces(database) > 1
+
+
+def test_a_seed_collects_garbage_less_often_and_restores_the_threshold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "seed.db"))
+    seen: list[int] = []
+    real_seed_one = cli_seed._seed_one
+
+    async def seed_one(*args: Any, **kwargs: Any) -> IngestReport:
+        seen.append(gc.get_threshold()[0])
+        return await real_seed_one(*args, **kwargs)
+
+    monkeypatch.setattr(cli_seed, "_seed_one", seed_one)
+    before = gc.get_threshold()
+    (tmp_path / "bulk.jsonl").write_bytes(_event_stories(3))
+    assert main(["seed", "--quiet", str(tmp_path / "bulk.jsonl")]) == 0
+    assert seen == [cli_seed._SEED_GC_THRESHOLD]
+    assert before[0] < cli_seed._SEED_GC_THRESHOLD
+    assert gc.get_threshold() == before
