@@ -18,6 +18,7 @@ from functools import partial
 from itertools import islice
 
 import numpy as np
+import numpy.typing as npt
 
 from ingest.fetch import check_url, fetch_url
 from ingest.pool import pool_context, yield_to_parent
@@ -33,7 +34,7 @@ from storage.models import NewStory, RelatedRow, StoredFeatures, Story
 from summarize.formats import iter_jsonl, parse_document
 from summarize.lru import remember, touch
 from summarize.parsed import ParsedStory, ParseProblem
-from summarize.related import CorpusStats, RelatedHit, Vectors, rank_related
+from summarize.related import CorpusStats, IdArray, RelatedHit, Vectors, rank_related
 from summarize.similarity import salient_terms
 from summarize.summarizers import DEFAULT_ALGORITHM
 
@@ -81,6 +82,7 @@ _RANK_CHUNK = 32
 # again. 12,000 keeps all of a 10k seed's; keeping 2,000 parsed DocFeatures (21 KB each) as
 # before, index_new at 10k took 9.5 ms a story, against 4.2 now.
 _VECTORS_CACHE = 12_000
+_NO_POSITIONS: IdArray = np.zeros(0, dtype=np.int32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,15 +105,29 @@ class _Round:
 
     docs: int = -1
     df: dict[str, int] = field(default_factory=dict)
-    # Keys read (found or not) and the stories whose keys were all read.
-    asked: set[str] = field(default_factory=set)
+    # The vector positions (CorpusStats.ids) whose keys were read, found or not, as a mask:
+    # positions stay put through a round, and a chunk's ~30,000 positions are mostly asked
+    # already, so they are sifted as numbers before any is turned into its key.
+    asked: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    # The stories whose keys were all read.
     counted: set[int | str] = field(default_factory=set)
 
     def reset(self) -> None:
         self.docs = -1
         self.df.clear()
-        self.asked.clear()
+        self.asked = np.zeros(0, dtype=np.bool_)
         self.counted.clear()
+
+    def unasked(self, positions: IdArray) -> IdArray:
+        """The distinct positions among these whose keys were not read yet."""
+        if len(positions) and positions.max() >= len(self.asked):
+            grown = np.zeros(max(int(positions.max()) + 1, 2 * len(self.asked)), dtype=np.bool_)
+            grown[: len(self.asked)] = self.asked
+            self.asked = grown
+        return np.unique(positions[~self.asked[positions]])
+
+    def mark_asked(self, positions: IdArray) -> None:
+        self.asked[positions] = True
 
 
 def _stored_features(story: Story) -> StoredFeatures:
@@ -344,21 +360,22 @@ class RelatedIndexer:
     async def _stats(self, vectors: Iterable[Vectors], counts: _Round) -> CorpusStats:
         """The store's counts for these stories; call with `_corpus_lock` held."""
         new = [item for item in vectors if item.key not in counts.counted]
-        keys: set[str] = set()
-        if new:
-            positions = np.concatenate(
-                [ids for item in new for ids in (item.terms.ids, item.entities.ids)]
-            )
-            keys = set(self._corpus.keys_of(np.unique(positions)))
-        found = await self._store.corpus_counts(keys - counts.asked)
+        positions = (
+            np.concatenate([ids for item in new for ids in (item.terms.ids, item.entities.ids)])
+            if new
+            else _NO_POSITIONS
+        )
+        unasked = counts.unasked(positions)
+        found = await self._store.corpus_counts(self._corpus.keys_of(unasked))
         if counts.docs not in (-1, found.docs):
             # Stories were stored meanwhile: what was read before may be stale.
             counts.reset()
-            found = await self._store.corpus_counts(keys)
+            unasked = counts.unasked(positions)
+            found = await self._store.corpus_counts(self._corpus.keys_of(unasked))
         fresh = counts.docs == -1
         counts.docs = found.docs
         counts.df.update(found.df)
-        counts.asked.update(keys)
+        counts.mark_asked(unasked)
         counts.counted.update(item.key for item in new)
         if fresh or self._corpus_round is not counts or self._corpus.docs != counts.docs:
             self._corpus.rebase(counts.docs, dict(counts.df))
