@@ -120,8 +120,9 @@ class _Round:
 
     def unasked(self, positions: IdArray) -> IdArray:
         """The distinct positions among these whose keys were not read yet."""
-        if len(positions) and positions.max() >= len(self.asked):
-            grown = np.zeros(max(int(positions.max()) + 1, 2 * len(self.asked)), dtype=np.bool_)
+        top = int(positions.max()) if len(positions) else -1
+        if top >= len(self.asked):
+            grown = np.zeros(max(top + 1, 2 * len(self.asked)), dtype=np.bool_)
             grown[: len(self.asked)] = self.asked
             self.asked = grown
         return np.unique(positions[~self.asked[positions]])

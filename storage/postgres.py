@@ -621,13 +621,10 @@ class PostgresStoryStore:
     @_translate_errors
     async def get_many(self, story_ids: Iterable[int]) -> dict[int, Story]:
         """The stories with these ids that exist, by id, read in one query."""
-        ids = list(dict.fromkeys(story_ids))
-        if not ids:
-            return {}
-        stories = await self._stories(
-            f"SELECT {_STORY_COLUMNS} FROM stories AS s WHERE s.id = ANY($1::bigint[])", ids
+        rows = await self._read_for_ids(
+            f"SELECT {_STORY_COLUMNS} FROM stories AS s WHERE s.id = ANY($1::bigint[])", story_ids
         )
-        return {story.id: story for story in stories}
+        return {story.id: story for story in map(_story_from_row, rows)}
 
     @_translate_errors
     async def latest(

@@ -933,15 +933,12 @@ class StoryStore:
     @translate_sqlite_errors
     async def get_many(self, story_ids: Iterable[int]) -> dict[int, Story]:
         """The stories with these ids that exist, by id, read in one query."""
-        ids = list(dict.fromkeys(story_ids))
-        if not ids:
-            return {}
-        stories = await self._stories(
+        rows = await self._read_for_ids(
             f"SELECT {_STORY_COLUMNS} FROM stories AS s "
             "WHERE s.id IN (SELECT value FROM json_each(?))",
-            (json.dumps(ids),),
+            story_ids,
         )
-        return {story.id: story for story in stories}
+        return {story.id: story for story in map(_story_from_row, rows)}
 
     @translate_sqlite_errors
     async def features_of(self, story_ids: Iterable[int]) -> dict[int, StoredFeatures]:
