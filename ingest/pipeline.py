@@ -82,7 +82,7 @@ _RANK_CHUNK = 32
 # again. 12,000 keeps all of a 10k seed's; keeping 2,000 parsed DocFeatures (21 KB each) as
 # before, index_new at 10k took 9.5 ms a story, against 4.2 now.
 _VECTORS_CACHE = 12_000
-_NO_POSITIONS: IdArray = np.zeros(0, dtype=np.int32)
+_NO_POSITIONS: IdArray = np.zeros(0, dtype=np.uint16)
 
 
 @dataclass(frozen=True, slots=True)

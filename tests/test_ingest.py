@@ -194,13 +194,13 @@ async def test_counts_kept_through_a_round_rank_like_counts_read_per_chunk(
 
 def test_a_round_reads_each_position_once_until_it_starts_over() -> None:
     counts = _Round()
-    first = counts.unasked(np.array([5, 2, 5, 9], dtype=np.int32))
+    first = counts.unasked(np.array([5, 2, 5, 9], dtype=np.uint16))
     assert first.tolist() == [2, 5, 9]
     counts.mark_asked(first)
     # Positions past the mask's end are new; asked ones are left out, each once.
-    assert counts.unasked(np.array([9, 2, 40, 3, 40], dtype=np.int32)).tolist() == [3, 40]
+    assert counts.unasked(np.array([9, 2, 40, 3, 40], dtype=np.uint16)).tolist() == [3, 40]
     counts.reset()
-    assert counts.unasked(np.array([9, 2], dtype=np.int32)).tolist() == [2, 9]
+    assert counts.unasked(np.array([9, 2], dtype=np.uint16)).tolist() == [2, 9]
 
 
 async def test_pool_summarises_in_slices_and_keeps_input_order(

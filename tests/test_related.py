@@ -298,3 +298,19 @@ def test_trim_forgets_positions_only_past_the_bound(monkeypatch: pytest.MonkeyPa
     assert rank_related(after[0], after[1:], stats=stats) == rank_related(
         docs[0], docs[1:], stats=CorpusStats.of(docs)
     )
+
+
+def test_positions_stay_exact_past_two_bytes() -> None:
+    docs = features(REID_2009, REID_2009_PEOPLE, LOHAN_2013)
+    stats = CorpusStats.of(docs)
+    query = stats.vectors(docs[0])
+    filler = [f"t:filler{n}" for n in range(70_000)]
+    positions = stats.ids(filler)
+    # Positions are two bytes while they fit, four after: none may wrap around.
+    assert positions.tolist() == list(range(positions[0], positions[0] + 70_000))
+    assert stats.keys_of(positions[-3:]) == filler[-3:]
+    candidates = [stats.vectors(doc) for doc in docs[1:]]
+    assert all(c.terms.ids.max() > 70_000 for c in candidates)
+    expected = rank_related(docs[0], docs[1:], stats=CorpusStats.of(docs))
+    assert expected
+    assert rank_related(query, candidates, stats=stats) == expected
