@@ -14,7 +14,8 @@ from /proc every 50 ms while the command runs.
 
 A 10k-story JSONL is about 34 MB, over MAX_DOCUMENT_BYTES' 5 MB default, so the command runs
 with MAX_DOCUMENT_BYTES=200000000 (`--layout shards` writes 1,000-story files instead and
-seeds the folder). Target: 200 stories/s; memory flat from 1k to 10k stories.
+seeds the folder). Target: 200 stories/s with the default workers (one per core; other
+counts show the scaling); memory flat from 1k to 10k stories.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from bench.common import (
 
 NAME: Final = "ingest"
 TARGET_PER_S: Final = 200.0
+# What `newsbot seed` runs without --workers: the process pool's default, one per core.
+DEFAULT_WORKERS: Final = os.cpu_count() or 1
 SHARD: Final = 1000
 NEWSBOT: Final = Path(sys.executable).with_name("newsbot")
 
@@ -222,6 +225,13 @@ def run(
             net = n / max(seconds - fixed, 1e-9)
             # CPU time barely moves with the machine's load, where wall time does.
             cpu_ms = median([r["cpu_s"] for r in runs]) / n * 1000
+            note = (
+                f"{seconds:.1f} s; {net:.0f}/s without the {fixed:.1f} s fixed cost; "
+                f"{cpu_ms:.1f} ms of CPU a story, start-up included"
+            )
+            # The target is the command's as it ships (one worker per core); other worker
+            # counts show how it scales.
+            judged = w == DEFAULT_WORKERS
             result.rows.append(
                 Row(
                     bench=f"ingest seed --workers {w}",
@@ -229,10 +239,11 @@ def run(
                     metric="stories/s",
                     value=rate,
                     unit="/s",
-                    target=f">= {TARGET_PER_S:g}",
-                    ok=rate >= TARGET_PER_S,
-                    note=f"{seconds:.1f} s; {net:.0f}/s without the {fixed:.1f} s fixed cost; "
-                    f"{cpu_ms:.1f} ms of CPU a story, start-up included",
+                    target=f">= {TARGET_PER_S:g}" if judged else "",
+                    ok=rate >= TARGET_PER_S if judged else None,
+                    note=note
+                    if judged
+                    else f"{note}; the target is for the default, {DEFAULT_WORKERS} workers",
                 )
             )
         if len(workers) > 1 and 1 in workers:
