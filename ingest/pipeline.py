@@ -77,7 +77,7 @@ QUERY_TERMS = 10
 NEIGHBOURS = 3
 # Stories ranked per round of reads: bounds the candidate features held in memory.
 _RANK_CHUNK = 32
-# Candidates' vectors kept between rounds (about 3 KB each, see summarize.related.Vectors): a
+# Candidates' vectors kept between rounds (about 1.5 KB each, see summarize.related.Vectors): a
 # story is a candidate of many later ones, and each miss reads and parses its stored features
 # again. 12,000 keeps all of a 10k seed's; keeping 2,000 parsed DocFeatures (21 KB each) as
 # before, index_new at 10k took 9.5 ms a story, against 4.2 now.

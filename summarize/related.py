@@ -56,7 +56,7 @@ MAX_ENTITIES = 60
 TITLE_WEIGHT = 2
 # Vector positions kept between ranking rounds (`CorpusStats.trim` drops all past it).
 _MAX_IDS = 200_000
-# Least-recently-used bounds: the Vectors of stories ranked as DocFeatures (about 3 KB each,
+# Least-recently-used bounds: the Vectors of stories ranked as DocFeatures (about 1.5 KB each,
 # kept between rounds, with the DocFeatures they came from) and weighted vectors under the
 # current counts (about 3 KB each).
 _MAX_STATIC = 2_000
@@ -496,7 +496,7 @@ _NO_YEARS: frozenset[str] = frozenset()
 class Vectors:
     """What ranking needs of a story, with its keys as vector positions (`CorpusStats.ids`).
 
-    About 3 KB against DocFeatures' 21 KB, so an ingest can keep its recent candidates'
+    About 1.5 KB against DocFeatures' 21 KB, so an ingest can keep its recent candidates'
     (each story is a candidate of many later ones) instead of parsing them again. Only
     usable with the CorpusStats that made them, until its `trim`.
     """
