@@ -135,8 +135,9 @@ class CorpusStats:
     )
     # Bumped when `trim` forgets the positions, which invalidates every `Vectors` made before.
     _generation: int = field(default=0, repr=False, compare=False)
-    # idf by vector position, NaN where not worked out yet under these counts: candidates
-    # share most of their words, so each key's idf is looked up once, not once per story.
+    # idf by vector position under these counts, for every position given out when it was
+    # last grown: candidates share most of their words, so each key's idf is looked up once
+    # per round, not once per story, and a story's lookup is one gather.
     _idf_at: FloatArray = field(
         default_factory=lambda: np.zeros(0, dtype=np.float64), repr=False, compare=False
     )
@@ -173,9 +174,14 @@ class CorpusStats:
         out after all its keys were counted, so the new keys change none of them.
         """
         self.df.update(df)
-        changed = [i for i in map(self._ids.get, df) if i is not None and i < len(self._idf_at)]
+        changed = [
+            (i, key)
+            for key in df
+            if (i := self._ids.get(key)) is not None and i < len(self._idf_at)
+        ]
         if changed:
-            self._idf_at[changed] = np.nan
+            positions, keys = zip(*changed, strict=True)
+            self._idf_at[list(positions)] = self.idfs(keys)
 
     def add(self, features: DocFeatures) -> None:
         """Count one stored story."""
@@ -215,17 +221,12 @@ class CorpusStats:
     def idfs_at(self, ids: IdArray) -> FloatArray:
         """`idfs` of the keys at these vector positions (`ids`), remembered."""
         table = self._idf_at
-        if len(table) < len(self._ids):
-            grown = np.full(max(len(self._ids), 2 * len(table)), np.nan)
-            grown[: len(table)] = table
-            table = self._idf_at = grown
-        values = table[ids]
-        missing = np.flatnonzero(np.isnan(values))
-        if len(missing):
-            computed = self.idfs(self.keys_of(ids[missing]))
-            values[missing] = computed
-            table[ids[missing]] = computed
-        return values
+        if len(table) < len(self._keys):
+            # Every position given out since: a whole vocabulary (tens of thousands of keys)
+            # costs a few milliseconds a round, checking each story's lookup for gaps cost
+            # more.
+            table = self._idf_at = np.concatenate((table, self.idfs(self._keys[len(table) :])))
+        return table[ids]
 
     def ids(self, keys: Sequence[str]) -> IdArray:
         """Vector positions of keys; a key seen for the first time gets the next one."""
@@ -480,16 +481,27 @@ class _Counts:
     def vector(self, stats: CorpusStats) -> _Sparse:
         if not len(self.ids):
             return _EMPTY
-        weights = (1.0 + np.log(self.tf, dtype=np.float64)) * stats.idfs_at(self.ids)
-        norm = math.sqrt(float((weights * weights).sum()))
-        return _Sparse(self.ids, weights / norm) if norm else _EMPTY
+        tf = self.tf
+        logs = _ONE_PLUS_LOG[tf] if tf.dtype == np.uint8 else 1.0 + np.log(tf, dtype=np.float64)
+        weights = logs * stats.idfs_at(self.ids)
+        norm = math.sqrt(float(np.dot(weights, weights)))
+        if not norm:
+            return _EMPTY
+        weights /= norm
+        return _Sparse(self.ids, weights)
 
 
 # Far above any count a story can have; stored counts are clipped to it to fit in uint32.
 _MAX_COUNT = float(2**32 - 1)
+# 1 + log(count) of every one-byte count (nearly all stories' counts are one byte): a gather
+# costs less than the logarithms, and ranking weights every candidate once a round.
+_ONE_PLUS_LOG: FloatArray = np.concatenate(
+    ([0.0], 1.0 + np.log(np.arange(1, 256, dtype=np.float64)))
+)
 # Shared by every story without entities (or terms), as is _NO_YEARS by those without years.
 _NO_COUNTS = _Counts(_NO_IDS, np.zeros(0, dtype=np.uint8))
 _NO_YEARS: frozenset[str] = frozenset()
+_NO_KEYS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -561,15 +573,13 @@ class _Prepared:
 
 def _prepare(vectors: Vectors, stats: CorpusStats) -> _Prepared:
     entities = vectors.entities.vector(stats)
-    entity_keys = stats.keys_of(entities.ids)
+    if len(entities.ids):
+        entity_keys = stats.keys_of(entities.ids)
+        keys, names = frozenset(entity_keys), _names(entity_keys, entities.weights, 3)
+    else:
+        keys, names = _NO_KEYS, set()
     return _Prepared(
-        vectors,
-        vectors.terms.vector(stats),
-        entities,
-        frozenset(entity_keys),
-        _names(entity_keys, entities.weights, 3),
-        vectors.years,
-        vectors.date,
+        vectors, vectors.terms.vector(stats), entities, keys, names, vectors.years, vectors.date
     )
 
 

@@ -259,6 +259,22 @@ def test_extended_stats_rank_like_stats_read_at_once() -> None:
     )
 
 
+def test_counts_read_later_replace_idfs_worked_out_before() -> None:
+    # Vector positions outlive a round, so a key's idf can be worked out (as unseen) before
+    # the round reads its count; extend() must then replace it.
+    docs = features(REID_2009, REID_2009_PEOPLE, LOHAN_2013, QUAKE)
+    full = CorpusStats.of(docs)
+    first_keys = docs[0].vocabulary() | docs[1].vocabulary()
+    grown = CorpusStats()
+    vectors = [grown.vectors(doc) for doc in docs]
+    grown.rebase(full.docs, {k: v for k, v in full.df.items() if k in first_keys})
+    rank_related(vectors[0], vectors[1:2], stats=grown)
+    grown.extend({k: v for k, v in full.df.items() if k not in first_keys})
+    assert rank_related(vectors[0], vectors[1:], stats=grown) == rank_related(
+        docs[0], docs[1:], stats=full
+    )
+
+
 def test_vectors_rank_like_the_features_they_came_from() -> None:
     docs = features(REID_2009, REID_2009_PEOPLE, LOHAN_2013, QUAKE)
     expected = rank_related(docs[0], docs[1:], stats=CorpusStats.of(docs))
