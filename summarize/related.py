@@ -226,7 +226,7 @@ class CorpusStats:
             # costs a few milliseconds a round, checking each story's lookup for gaps cost
             # more.
             table = self._idf_at = np.concatenate((table, self.idfs(self._keys[len(table) :])))
-        return table[ids]
+        return table.take(ids)
 
     def ids(self, keys: Sequence[str]) -> IdArray:
         """Vector positions of keys; a key seen for the first time gets the next one."""
@@ -482,7 +482,9 @@ class _Counts:
         if not len(self.ids):
             return _EMPTY
         tf = self.tf
-        logs = _ONE_PLUS_LOG[tf] if tf.dtype == np.uint8 else 1.0 + np.log(tf, dtype=np.float64)
+        logs = (
+            _ONE_PLUS_LOG.take(tf) if tf.dtype == np.uint8 else 1.0 + np.log(tf, dtype=np.float64)
+        )
         weights = logs * stats.idfs_at(self.ids)
         norm = math.sqrt(float(np.dot(weights, weights)))
         if not norm:
@@ -586,37 +588,48 @@ def _prepare(vectors: Vectors, stats: CorpusStats) -> _Prepared:
 @dataclass(frozen=True, slots=True)
 class _Stack:
     """Many vectors laid end to end, so that their dot products with one dense vector are a
-    gather, a multiply and a `bincount`."""
+    gather, a multiply and a sum per vector."""
 
     # Native-width positions: numpy gathers by intp at about 60% of the time it takes by
     # the vectors' own two- or four-byte positions, which it would convert on every gather.
     ids: RowArray
     weights: FloatArray
-    rows: RowArray
+    # Where each non-empty vector starts, and which vectors those are: `np.add.reduceat`
+    # sums the segments in a tenth of the time `bincount` took, but has no empty segment.
+    starts: RowArray
+    filled: RowArray
     count: int
 
     @classmethod
     def of(cls, vectors: Sequence[_Sparse]) -> _Stack:
-        if not vectors:
+        sizes = np.fromiter(map(len, (v.ids for v in vectors)), dtype=np.intp, count=len(vectors))
+        filled = np.flatnonzero(sizes)
+        if not len(filled):
             none = np.zeros(0, dtype=np.intp)
-            return cls(none, np.zeros(0, dtype=np.float64), none, 0)
-        sizes = [len(v.ids) for v in vectors]
+            return cls(none, np.zeros(0, dtype=np.float64), none, none, len(vectors))
+        ends = np.cumsum(sizes)
         return cls(
             np.concatenate([v.ids for v in vectors], dtype=np.intp),
             np.concatenate([v.weights for v in vectors]),
-            np.repeat(np.arange(len(vectors), dtype=np.intp), sizes),
+            (ends - sizes)[filled],
+            filled,
             len(vectors),
         )
 
     def dots(self, dense: FloatArray) -> FloatArray:
-        products = dense[self.ids] * self.weights
-        sums = np.bincount(self.rows, weights=products, minlength=self.count)
-        return sums.astype(np.float64, copy=False)
+        if not len(self.filled):
+            return np.zeros(self.count, dtype=np.float64)
+        sums: FloatArray = np.add.reduceat(dense.take(self.ids) * self.weights, self.starts)
+        if len(self.filled) == self.count:
+            return sums
+        out = np.zeros(self.count, dtype=np.float64)
+        out[self.filled] = sums
+        return out
 
 
 def _dense(vector: _Sparse, size: int) -> FloatArray:
     out = np.zeros(size, dtype=np.float64)
-    out[vector.ids] = vector.weights
+    out.put(vector.ids, vector.weights)
     return out
 
 
@@ -699,7 +712,7 @@ def rank_related(
         mask = np.zeros(size, dtype=np.bool_)
         mask[np.concatenate(touched)] = True
         used = dense[mask]
-        norm = math.sqrt(float((used * used).sum()))
+        norm = math.sqrt(float(np.dot(used, used)))
         if norm:
             dense /= norm
         scores = stack.dots(dense) + evidence
