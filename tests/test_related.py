@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from summarize.related import (
@@ -11,6 +12,8 @@ from summarize.related import (
     DocFeatures,
     RelatedHit,
     Weights,
+    _Sparse,
+    _Stack,
     build_features,
     rank_related,
     signature,
@@ -330,3 +333,20 @@ def test_positions_stay_exact_past_two_bytes() -> None:
     expected = rank_related(docs[0], docs[1:], stats=CorpusStats.of(docs))
     assert expected
     assert rank_related(query, candidates, stats=stats) == expected
+
+
+def test_stacked_dot_products_match_one_by_one() -> None:
+    # Empty vectors (a story without entities) sit between others: each sum must still land
+    # on its own vector.
+    rng = np.random.default_rng(7)
+
+    def sparse(size: int) -> _Sparse:
+        ids = rng.choice(50, size=size, replace=False).astype(np.uint16)
+        return _Sparse(ids, rng.random(size))
+
+    vectors = [sparse(0), sparse(5), sparse(0), sparse(1), sparse(12), sparse(0)]
+    dense = rng.random(50)
+    expected = [float(dense[v.ids.astype(np.intp)] @ v.weights) for v in vectors]
+    for rows in ([0, 1, 2, 3, 4, 5], [1], [0], [], [1, 3, 4], [2, 4, 5]):
+        got = _Stack.of([vectors[n] for n in rows]).dots(dense).tolist()
+        assert got == pytest.approx([expected[n] for n in rows], abs=1e-12)
