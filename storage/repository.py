@@ -179,6 +179,16 @@ _COUNT_RECENT_MATCHES: Final = """
     SELECT q.key, (SELECT count(*) FROM stories_fts WHERE stories_fts MATCH q.value AND rowid > ?2)
       FROM json_each(?1) AS q
 """
+# Rows of a table for a JSON list of keys (?), each once: a join seeks each key, where
+# `IN (SELECT value FROM json_each(?))` first sorted the list into a temporary index (20,000
+# document-frequency keys: 21 ms against 13).
+_IDS_JOIN: Final = "json_each(?) AS j JOIN"
+# The stories counted (under the key NULL) and the document frequencies of the keys (?1).
+_CORPUS_COUNTS: Final = f"""
+    SELECT NULL, value FROM counters WHERE name = 'feature_docs'
+    UNION ALL
+    SELECT t.term, t.df FROM {_IDS_JOIN} term_df AS t ON t.term = j.value
+"""
 # One search of search_any_ids_many(): the best by bm25 of the newest RANK_WINDOW matches.
 _SEARCH_IDS: Final = f"""
     SELECT id FROM (
@@ -944,8 +954,8 @@ class StoryStore:
     async def features_of(self, story_ids: Iterable[int]) -> dict[int, StoredFeatures]:
         """Stored features of these stories (those that have any), in one query."""
         rows = await self._read_for_ids(
-            "SELECT story_id, version, features, related_at FROM story_features "
-            "WHERE story_id IN (SELECT value FROM json_each(?))",
+            "SELECT f.story_id, f.version, f.features, f.related_at "
+            f"FROM {_IDS_JOIN} story_features AS f ON f.story_id = j.value",
             story_ids,
         )
         # The ranking reads ~1,600 rows a round, so the per-row Python work shows: the
@@ -970,8 +980,8 @@ class StoryStore:
         reading the JSON (several KB a story) again.
         """
         rows = await self._read_for_ids(
-            "SELECT story_id, version FROM story_features "
-            "WHERE story_id IN (SELECT value FROM json_each(?))",
+            f"SELECT f.story_id, f.version FROM {_IDS_JOIN} story_features AS f "
+            "ON f.story_id = j.value",
             story_ids,
         )
         return {int(story_id): int(version) for story_id, version in rows}
@@ -995,14 +1005,12 @@ class StoryStore:
     async def corpus_counts(self, keys: Iterable[str]) -> CorpusCounts:
         """Document frequencies of these feature keys, and the number of stories counted."""
         wanted = list(dict.fromkeys(keys))
-        docs = await self._read("SELECT value FROM counters WHERE name = 'feature_docs'")
-        if not wanted:
-            return CorpusCounts(int(docs[0][0]), {})
-        rows = await self._read(
-            "SELECT term, df FROM term_df WHERE term IN (SELECT value FROM json_each(?))",
-            (json.dumps(wanted, ensure_ascii=False),),
-        )
-        return CorpusCounts(int(docs[0][0]), {str(term): int(df) for term, df in rows})
+        # One statement, so the count and the frequencies come from one snapshot.
+        rows = await self._read(_CORPUS_COUNTS, (json.dumps(wanted, ensure_ascii=False),))
+        # The columns' affinities give str and int; a round reads ~20,000 keys.
+        df = dict(rows)
+        docs = df.pop(None)
+        return CorpusCounts(int(docs), df)
 
     @translate_sqlite_errors
     async def recent_ids(

@@ -245,7 +245,7 @@ class CorpusStats:
         # thousands of stories): an ingest keeps thousands of these arrays.
         return np.array(found, dtype=np.uint16 if len(self._keys) <= _SHORT_IDS else np.uint32)
 
-    def keys_of(self, ids: IdArray) -> list[str]:
+    def keys_of(self, ids: IdArray | RowArray) -> list[str]:
         """The keys at these vector positions."""
         return list(map(self._keys.__getitem__, ids.tolist()))
 
