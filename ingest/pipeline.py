@@ -111,12 +111,16 @@ class _Round:
     asked: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
     # The stories whose keys were all read.
     counted: set[int | str] = field(default_factory=set)
+    # The stories whose kept vectors were found current (or were read) this round: a story
+    # is a candidate in several chunks of a round, and checking its version once is enough.
+    current: set[int] = field(default_factory=set)
 
     def reset(self) -> None:
         self.docs = -1
         self.df.clear()
         self.asked = np.zeros(0, dtype=np.bool_)
         self.counted.clear()
+        self.current.clear()
 
     def unasked(self, positions: IdArray) -> npt.NDArray[np.intp]:
         """The distinct positions among these whose keys were not read yet, ascending."""
@@ -313,20 +317,22 @@ class RelatedIndexer:
         """
         # Only kept stories need their version checked: a refresh with nothing kept (a
         # serving bot's) reads each story's features once, as before.
-        kept_ids = [i for i in ids if i in self._vectors]
+        checked = counts.current if counts is not None else set()
+        kept_ids = [i for i in ids if i in self._vectors and i not in checked]
         versions = await self._store.feature_versions(kept_ids) if kept_ids else {}
         out: dict[int, Vectors] = {}
         rest: list[int] = []
         for story_id in ids:
             kept = (
                 touch(self._vectors, story_id)
-                if versions.get(story_id) == FEATURES_VERSION
+                if story_id in checked or versions.get(story_id) == FEATURES_VERSION
                 else None
             )
             if kept is None:
                 rest.append(story_id)
             else:
                 out[story_id] = kept
+        checked.update(out)
         if not rest:
             return out
         stored = await self._store.features_of(rest)
@@ -355,6 +361,7 @@ class RelatedIndexer:
         if computed and counts is not None:
             # Replaced outdated features change counts without moving the document count.
             counts.reset()
+        checked.update(out)
         return out
 
     def _load(self, story_id: int, text: str) -> Vectors:

@@ -373,6 +373,31 @@ async def test_kept_vectors_of_rewritten_features_are_not_trusted(
     assert (await store.related_rows([follow_up]))[follow_up][0].related_id == chile
 
 
+async def test_a_round_checks_each_kept_story_once(
+    store: StoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One story per chunk, so the second batch's round has several chunks that share
+    # candidates kept from the first batch.
+    monkeypatch.setattr("ingest.pipeline._RANK_CHUNK", 1)
+    ingestor = make_ingestor(store)
+    await ingestor.ingest_bytes(jsonl(CHILE, HAITI, *FILLER), filename="a.jsonl")
+    asked: list[int] = []
+    versions = store.feature_versions
+
+    async def recording(story_ids: Any) -> dict[int, int]:
+        story_ids = list(story_ids)
+        asked.extend(story_ids)
+        return await versions(story_ids)
+
+    monkeypatch.setattr(store, "feature_versions", recording)
+    added = (
+        await ingestor.ingest_bytes(jsonl(CHILE_COPY, CHILE_FOLLOW_UP), filename="b.jsonl")
+    ).added
+    assert len(added) == 2
+    assert asked
+    assert len(asked) == len(set(asked))
+
+
 async def test_trimming_the_vocabulary_between_batches_keeps_the_lists(
     store: StoryStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
