@@ -152,7 +152,10 @@ _CURSOR_KEY: Final = "(SELECT sort_key, id FROM stories WHERE id = ?)"
 
 # bm25 costs about a microsecond per matching row and FTS5 cannot stop early, so a query
 # matching most of a 100k store would take tens of milliseconds. Ranking only the newest
-# RANK_WINDOW matches bounds that; a query matching fewer stories is ranked exactly.
+# RANK_WINDOW matches bounds that; a query matching fewer stories is ranked exactly. Related
+# lists need the whole window: among 5,093 real stories (`python -m bench.related_mix`) 1,000
+# cost Emergent P@5 0.9232 -> 0.9183 and R@10 0.5758 -> 0.5675 (ECB+ 0.9321 -> 0.9296,
+# 0.6334 -> 0.6188), and 4,000 scored the same as 2,000 (both at a 0.25 share).
 RANK_WINDOW = 2000
 # FTS5 pages (about 4 KB each) that one compact_search_index() step merges.
 _MERGE_PAGES: Final = 1000
@@ -161,6 +164,12 @@ _MERGE_PAGES: Final = 1000
 # FTS5 reads and bm25 scores every story it is in: it is dropped from such queries when rarer
 # words remain. At 100k stories this took related-candidate queries from 15.6 to 3.6 ms.
 FREQUENT_TERM_SHARE: Final = 0.25
+# The same for the related-candidate searches (search_any_ids_many), whose words are a
+# story's salient terms. Among 5,093 real stories (`python -m bench.related_mix`: BBC with
+# both event sets) 0.15 stored lists as good as 0.25 (Emergent P@5 0.9232 both, R@10 0.5758
+# -> 0.5760; ECB+ the same) and 0.10 slightly worse (0.9229, 0.5754); on the 10k bench store
+# 0.15 took a search from 1.95 to 1.43 ms. /search keeps FREQUENT_TERM_SHARE.
+RELATED_TERM_SHARE: Final = 0.15
 # Below this many stories no word is dropped: shares of a tiny store say little.
 PRUNE_MIN_STORIES = 500
 # The share is measured over the newest PRUNE_SAMPLE stories (about +-0.6 points at 25%):
@@ -340,7 +349,7 @@ class StoryStore:
         self._clock = clock
         # One writer connection serves every coroutine; this keeps their transactions apart.
         self._write_lock = asyncio.Lock()
-        self._frequent_terms = TermCache[bool]()
+        self._frequent_terms = TermCache[float]()
 
     @property
     def path(self) -> Path:
@@ -708,8 +717,11 @@ class StoryStore:
         (kept,) = await self._without_frequent_many([words])
         return kept
 
-    async def _without_frequent_many(self, lists: Sequence[list[str]]) -> list[list[str]]:
-        """_without_frequent() of each list, in at most two reads for lists with 2+ words."""
+    async def _without_frequent_many(
+        self, lists: Sequence[list[str]], limit: float = FREQUENT_TERM_SHARE
+    ) -> list[list[str]]:
+        """_without_frequent() of each list, in at most two reads for lists with 2+ words;
+        words in over `limit` of the stories are the frequent ones."""
         if all(len(words) < 2 for words in lists):
             return list(lists)
         rows = await self._read(
@@ -720,27 +732,27 @@ class StoryStore:
             return list(lists)
         cache = self._frequent_terms
         cache.rebase(stories)
-        # This call's verdicts, kept apart from the bounded cache: putting many new words
+        # This call's shares, kept apart from the bounded cache: putting many new words
         # there could evict some of this call's own before they are used.
-        verdicts: dict[str, bool] = {}
+        shares: dict[str, float] = {}
         missing: list[str] = []
         for words in lists:
             if len(words) < 2:
                 continue
             for key in (word.casefold() for word in words):
-                if key in verdicts:
+                if key in shares:
                     continue
                 known = cache.values.get(key)
                 if known is None:
                     missing.append(key)
-                    verdicts[key] = False
+                    shares[key] = 0.0
                 else:
-                    verdicts[key] = known
+                    shares[key] = known
         low = newest - PRUNE_SAMPLE
         # Ids are dense but for deleted stories, and counting the stories in the range would
-        # read 5000 rows with their bodies (6 ms). A gap only makes the threshold higher,
-        # which keeps a word that might have been dropped: never a worse answer.
-        threshold = min(stories, PRUNE_SAMPLE) * FREQUENT_TERM_SHARE
+        # read 5000 rows with their bodies (6 ms). A gap only lowers a share, which keeps a
+        # word that might have been dropped: never a worse answer.
+        sample = min(stories, PRUNE_SAMPLE)
         if missing:
             rows = await self._read(
                 _COUNT_RECENT_MATCHES,
@@ -748,18 +760,22 @@ class StoryStore:
             )
             for position, count in rows:
                 key = missing[int(position)]
-                verdicts[key] = int(count) > threshold
-                cache.put(key, verdicts[key])
+                shares[key] = int(count) / sample
+                cache.put(key, shares[key])
         kept: list[list[str]] = []
         for words in lists:
-            rare = [word for word in words if not verdicts.get(word.casefold())]
+            rare = [word for word in words if shares.get(word.casefold(), 0.0) <= limit]
             kept.append(words if len(words) < 2 else rare or words)
         return kept
 
     def _strong_of(self, words: Sequence[str], *, every: bool) -> str | None:
         """_strong(), but None when _without_frequent() found every word frequent."""
-        verdicts = self._frequent_terms.values
-        if not every and len(words) > 1 and all(verdicts.get(w.casefold()) for w in words):
+        shares = self._frequent_terms.values
+        if (
+            not every
+            and len(words) > 1
+            and all(shares.get(w.casefold(), 0.0) > FREQUENT_TERM_SHARE for w in words)
+        ):
             # Title matches and pairs of such words fill much of the window (half of it for
             # a word in 68% of the stories): finding them would cost more than it saves.
             return None
@@ -924,12 +940,14 @@ class StoryStore:
         """search_any_ids(terms, limit, exclude_id=...) for each (terms, exclude_id), in order.
 
         The same answers as one call each; the frequent-word check of all of them is one
-        read instead of one per search. The searches themselves (about 2 ms each at 10k
-        stories, mostly FTS5 scoring the RANK_WINDOW rows with bm25) cost the same.
+        read instead of one per search. The searches themselves (about 1.5 ms each at 10k
+        stories, mostly FTS5 scoring the RANK_WINDOW rows with bm25) cost the same. Words in
+        over RELATED_TERM_SHARE of the stories are dropped while rarer ones remain.
         """
         self._check_limit(limit)
         words = await self._without_frequent_many(
-            [fts.tokenize(" ".join(terms))[: fts.MAX_TERMS] for terms, _ in queries]
+            [fts.tokenize(" ".join(terms))[: fts.MAX_TERMS] for terms, _ in queries],
+            RELATED_TERM_SHARE,
         )
         found: list[list[int]] = []
         for kept, (_, exclude_id) in zip(words, queries, strict=True):

@@ -330,6 +330,30 @@ async def test_shares_are_measured_over_the_newest_stories(
     assert _ids(hits)[0] == 8
 
 
+async def test_related_candidate_searches_prune_at_a_lower_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite-only: RELATED_TERM_SHARE is the SQLite store's (PostgreSQL ranks its candidates
+    # another way). "tide" is in 4 of 20 stories: common for a related-story search (over
+    # 15%), not for a reader's search (under 25%).
+    monkeypatch.setattr(sqlite_module, "PRUNE_MIN_STORIES", 10)
+
+    def text(i: int) -> str:
+        return "Filler tide." if i < 4 else "Filler walrus." if i == 9 else "Filler."
+
+    stories = [make_story(i + 1, title=f"Item {i}", cleaned_text=text(i)) for i in range(20)]
+    async with await open_store(tmp_path / "news.db") as store:
+        await store.add_many(stories)
+        assert sorted(_ids(await store.search_any(["tide", "walrus"], limit=50))) == [
+            1,
+            2,
+            3,
+            4,
+            10,
+        ]
+        assert await store.search_any_ids(["tide", "walrus"], limit=50) == [10]
+
+
 async def test_small_stores_keep_every_word(store: StoryRepository) -> None:
     # Below PRUNE_MIN_STORIES: "harbour" is in two of these five stories and still counts.
     # (Not "the": PostgreSQL's english configuration drops it as a stop word.)
