@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from functools import cache, lru_cache, partial
 from itertools import chain, compress, pairwise, repeat
 from operator import itemgetter, methodcaller
+from sys import intern
 from typing import NamedTuple
 
 from nltk.stem import PorterStemmer
@@ -256,7 +257,7 @@ def _token(raw: str, stop: frozenset[str], english: bool) -> _Token:
     # entity_counts(). Neither form can be empty: a match starts with a letter or digit,
     # which neither the suffix removal nor the strip can reach.
     word = (raw[:-2] if raw.endswith(("'s", "’s")) else raw).strip(".'’-")
-    lower = word.lower()
+    lower = intern(word.lower())
     term: str | None = None
     if not (lower in stop or len(lower) < 2):
         if lower[0].isdigit():
@@ -264,7 +265,7 @@ def _token(raw: str, stop: frozenset[str], english: bool) -> _Token:
         elif len(lower) >= 3:
             term = stem(lower) if english else lower
     token = raw.removesuffix("'s").removesuffix("’s").strip(".'’-")
-    key = token.lower()
+    key = intern(token.lower())
     figure: str | None = None
     name: str | None = None
     if token[0].isdigit():
@@ -321,7 +322,8 @@ def text_features(
         stop = stop_words(language)
         english = language == "english"
         for raw in missing:
-            known[raw] = _token(raw, stop, english)
+            # Interned, as the summariser's and the salient terms' caches keep the same words.
+            known[intern(raw)] = _token(raw, stop, english)
     title_tokens = list(map(known.__getitem__, title_raws))
     text_tokens = list(map(known.__getitem__, text_raws))
 

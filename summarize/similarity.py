@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from functools import cache
+from sys import intern
 
 from sumy.utils import get_stop_words
 
@@ -48,7 +49,7 @@ def _analyse(raw: str, stop: frozenset[str], english: bool) -> _Word | None:
     word = raw.strip("'’-")
     if word.endswith(("'s", "’s")):
         word = word[:-2]
-    key = word.lower()
+    key = intern(word.lower())
     if len(key) < 3 or key in stop:
         return None
     root = stem(key) if english else key
@@ -78,7 +79,8 @@ def salient_terms(title: str, text: str, limit: int = 12, language: str = "engli
         for raw, count in Counter(_WORD.findall(chunk)).items():
             found = known.get(raw, _UNKNOWN)
             if found is _UNKNOWN:
-                found = known[raw] = _analyse(raw, stop, english)
+                # Interned, as the summariser's and the features' caches keep the same words.
+                found = known[intern(raw)] = _analyse(raw, stop, english)
             if found is None:
                 continue
             root, key, title_weight, text_weight = found

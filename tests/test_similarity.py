@@ -1,7 +1,11 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 
+from summarize import related_text, similarity
+from summarize.ranking import analyzer
+from summarize.related_text import text_features
 from summarize.similarity import salient_terms
 
 
@@ -51,3 +55,23 @@ def test_unknown_language_still_works() -> None:
 def test_deterministic() -> None:
     args = ("Apple Watch sales forecast", "BMO forecasts 19M Apple Watch sales in 2015.")
     assert salient_terms(*args) == salient_terms(*args)
+
+
+def test_per_word_caches_share_one_string_per_word() -> None:
+    # A process that summarises keeps ~37,000 words at 10k stories in three caches (sentence
+    # terms, salient terms, features): one string each, not three.
+    word = "Zorblaxianquith"
+    text = f"The {word} fleet arrived at the harbour on Monday."
+    salient_terms("Fleet arrives", text)
+    text_features("Fleet arrives", text)
+    analyzer("english").terms(text)
+    caches: list[Mapping[str, object]] = [
+        similarity._KNOWN["english"],
+        related_text._TOKENS["english"],
+        analyzer("english")._known,
+    ]
+    keys = [next(key for key in cache if key == word) for cache in caches]
+    assert keys[0] is keys[1] is keys[2]
+    salient = similarity._KNOWN["english"][word]
+    assert salient is not None
+    assert salient[1] is related_text._TOKENS["english"][word][0]
