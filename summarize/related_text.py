@@ -302,6 +302,17 @@ def _tokens(language: str) -> dict[str, _Token]:
     return cached
 
 
+def _learn(known: dict[str, _Token], missing: set[str], language: str) -> None:
+    """Work out the tokens not in the cache yet, and keep them."""
+    if not missing:
+        return
+    stop = stop_words(language)
+    english = language == "english"
+    for raw in missing:
+        # Interned, as the summariser's and the salient terms' caches keep the same words.
+        known[intern(raw)] = _token(raw, stop, english)
+
+
 def text_features(
     title: str, text: str, language: str = "english", *, title_weight: int = 1
 ) -> TextFeatures:
@@ -317,13 +328,7 @@ def text_features(
     text_found = _TOKEN_AND_END.findall(text)
     title_raws: list[str] = list(map(_FIRST_OF, title_found))
     text_raws: list[str] = list(map(_FIRST_OF, text_found))
-    missing = set(title_raws).union(text_raws).difference(known)
-    if missing:
-        stop = stop_words(language)
-        english = language == "english"
-        for raw in missing:
-            # Interned, as the summariser's and the salient terms' caches keep the same words.
-            known[intern(raw)] = _token(raw, stop, english)
+    _learn(known, set(title_raws).union(text_raws).difference(known), language)
     title_tokens = list(map(known.__getitem__, title_raws))
     text_tokens = list(map(known.__getitem__, text_raws))
 
@@ -379,12 +384,7 @@ def lower_words(text: str, language: str = "english") -> list[str]:
     """`[word.lower() for word in words(text)]`, from the token cache."""
     raws = _TOKEN.findall(text)
     known = _tokens(language)
-    missing = set(raws).difference(known)
-    if missing:
-        stop = stop_words(language)
-        english = language == "english"
-        for raw in missing:
-            known[raw] = _token(raw, stop, english)
+    _learn(known, set(raws).difference(known), language)
     return list(map(_LOWER_OF, map(known.__getitem__, raws)))
 
 
